@@ -21,6 +21,8 @@ export interface Finding {
   path: PathSegment[];
   message: string;
   severity: Severity;
+  /** The cross-field rule that produced it; absent for schema and syntax findings. */
+  rule?: string;
 }
 
 /** A CEL rule and where it sits in the CRD schema: property names, `[]` for list items, `{}` for map values. */
@@ -53,8 +55,8 @@ export function needsKey(provider: Pick<Provider, 'type' | 'keyRequired'>): bool
 const CEL_NEEDS_KEY = `(has(p.keyRequired) ? p.keyRequired : p.type in ${celList(PROVIDER_TYPES_NEEDING_KEYS)})`;
 
 /** Builds findings of one rule: `detail` says what was found, the rule's message what is wrong and what to do. */
-function finding(rule: { message: string }, path: PathSegment[], detail?: string, severity: Severity = 'error'): Finding {
-  return { path, severity, message: detail ? `${detail}: ${rule.message}` : rule.message };
+function finding(rule: { id: string; message: string }, path: PathSegment[], detail?: string, severity: Severity = 'error'): Finding {
+  return { path, severity, rule: rule.id, message: detail ? `${detail}: ${rule.message}` : rule.message };
 }
 
 /** Every (model, step) pair whose served model is `served`, flag overrides included, with the path of the name. */

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /** The `llmroute` command. Subcommands live one per file; this only dispatches. */
 import { validateCommand } from './validate.js';
 
@@ -25,5 +24,3 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));
