@@ -80,7 +80,9 @@ export async function loadRoutes(paths: readonly string[]): Promise<LoadResult> 
     try {
       files = await expand(path);
     } catch (error) {
-      result.findings.push({ file: path, path: [], severity: 'error', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
+      const code = (error as NodeJS.ErrnoException).code;
+      const reason = code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : String(error);
+      result.findings.push({ file: path, path: [], severity: 'error', message: `cannot read: ${reason}` });
       continue;
     }
     const before = result.routes.length + result.findings.length;

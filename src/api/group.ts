@@ -7,6 +7,6 @@ export const LIST_KIND = 'LLMRouteList';
 export const PLURAL = 'llmroutes';
 export const SINGULAR = 'llmroute';
 export const SHORT_NAMES = ['llmr'];
-/** `kubectl get llm` and `kubectl get all-llm`-style listing of everything llmroute owns. */
-export const CATEGORIES = ['llmroute'];
+/** `kubectl get llm` lists every llmroute resource; it must differ from the singular, or kubectl never reaches it. */
+export const CATEGORIES = ['llm'];
 export const CRD_NAME = `${PLURAL}.${GROUP}`;

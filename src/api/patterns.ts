@@ -14,7 +14,8 @@ export const SECRET_KEY = '^[-._a-zA-Z0-9]+$';
 /** A model name as clients send it: letters, digits and the punctuation model names use (`gpt-4.1`, `llama3:8b`). */
 export const MODEL_NAME = '^[A-Za-z0-9]([-A-Za-z0-9._:/@]*[A-Za-z0-9])?$';
 /**
- * A dated snapshot ends in a release date, `-2024-08-06` (OpenAI, Azure) or `-20250514` (Anthropic), or `@20241022`
+ * A dated snapshot ends in a release date, YYYY-MM-DD or YYYYMMDD, after '-', '_' or '@': `-2024-08-06` (OpenAI, Azure),
+ * `-20250514` (Anthropic), `@20241022`
  * (Vertex). A floating alias such as `gpt-4o` or `claude-3-5-sonnet-latest` can move under you without a deploy.
  */
 export const DATED_SNAPSHOT =
@@ -33,3 +34,6 @@ export function durationToMilliseconds(duration: string): number {
   }
   return total;
 }
+
+/** A Kubernetes resource quantity (`100m`, `0.5`, `128Mi`, `1G`), the API server's own pattern. */
+export const QUANTITY = '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$';

@@ -214,7 +214,8 @@ export const RULES: CrossFieldRule[] = [
       },
       {
         at: ['spec'],
-        rule: `!has(self.flags) || self.flags.all(fl, !has(fl.set.models) || fl.set.models.all(k, !has(fl.set.models[k].pin) || fl.set.models[k].pin.matches('${DATED_SNAPSHOT}') || self.models.exists(m, m.name == k && has(m.allowFloating) && m.allowFloating)))`,
+        // The flag's variant of each model it overrides: its chain (or the base chain), asking for its pin (or the base pin).
+        rule: `!has(self.flags) || self.flags.all(fl, !has(fl.set.models) || fl.set.models.all(k, self.models.all(m, m.name != k || (has(m.allowFloating) && m.allowFloating) || (has(fl.set.models[k].fallback) ? fl.set.models[k].fallback : m.fallback).all(f, (has(f.model) ? f.model : (has(fl.set.models[k].pin) ? fl.set.models[k].pin : m.pin)).matches('${DATED_SNAPSHOT}') || self.providers.exists(p, p.name == f.provider && p.type in ${celList(SELF_HOSTED_PROVIDER_TYPES)})))))`,
         fieldPath: '.flags',
       },
     ],

@@ -14,6 +14,7 @@ import {
   DURATION,
   HTTP_URL,
   MODEL_NAME,
+  QUANTITY,
   SECRET_KEY,
 } from './patterns.js';
 
@@ -107,7 +108,7 @@ export const ProviderLimits = z
 export const MockSettings = z
   .strictObject({
     latencyMs: z.int().min(0).max(600_000).default(0).describe('Delay before the mock answers, in milliseconds.'),
-    failureRatio: z.number().min(0).max(1).default(0).describe('Share of requests that fail, from 0 to 1.'),
+    failureRatio: z.number().min(0).max(1).default(0).describe('Share of requests that fail.'),
     failureKind: z.enum(FAILURE_KINDS).default('server-error').describe('How failing requests fail: the error class the gateway should see.'),
   })
   .describe('Settings of the built-in fault-injecting provider, for local runs and failover drills.');
@@ -162,7 +163,7 @@ export const Timeouts = z
 
 /** The parts of a model a flag may override; shared with flags so the two cannot drift. */
 const modelTunables = {
-  pin: modelName.describe('Dated model snapshot sent to providers, e.g. `gpt-4o-2024-08-06` or `claude-sonnet-4-20250514`.'),
+  pin: modelName.describe('Model snapshot sent to providers whose fallback step names no model, e.g. `gpt-4o-2024-08-06` or `claude-sonnet-4-20250514`. Must be dated unless every step that uses it is a self-hosted provider or `allowFloating` is set.'),
   maxInputTokens: z.int().positive().max(10_000_000).optional().describe('Requests whose prompt is longer are refused with 400 before any money is spent.'),
   maxOutputTokens: z.int().positive().max(10_000_000).optional().describe('Upper bound on `max_tokens`; it also bounds the worst-case cost that budgets reserve.'),
   fallback: z.array(FallbackStep).min(1).max(LIMITS.fallbackSteps).describe('Ordered providers to try; the first is the primary.'),
@@ -172,7 +173,7 @@ export const Model = z
   .strictObject({
     name: modelName.describe('The name clients send as `model`, e.g. `chat`.'),
     ...modelTunables,
-    allowFloating: z.boolean().default(false).describe('Accept a `pin` that is not a dated snapshot. Validation then warns instead of failing.'),
+    allowFloating: z.boolean().default(false).describe('Accept floating aliases (undated names) for this model: its `pin`, its fallback `model`s and flag overrides of them. Validation then warns instead of failing.'),
     timeouts: Timeouts.prefault({}),
   })
   .describe('A model as clients see it: a name mapped to a pinned snapshot and a fallback chain.');
@@ -256,7 +257,7 @@ export const Rollout = z
 export const FlagOverrides = z
   .strictObject({
     models: z
-      .record(modelName, z.strictObject(modelTunables).partial())
+      .record(modelName, z.strictObject(modelTunables).partial().describe('Fields of the model to override; unset fields keep the model\'s values.'))
       .meta({ maxProperties: LIMITS.models })
       .optional()
       .describe('Per model name: the fields to override for requests in the flag.'),
@@ -284,13 +285,19 @@ export const Alerts = z
     p99LatencySeconds: z.number().positive().max(3600).default(30).describe('p99 request duration that warns.'),
     p99TimeToFirstTokenSeconds: z.number().positive().max(3600).default(10).describe('p99 time to first token that warns.'),
     fallbackRatio: z.number().gt(0).max(1).default(0.1).describe('Share of requests served by a fallback that warns: the primary is quietly failing.'),
+    runbookURL: z
+      .string()
+      .max(2048)
+      .regex(new RegExp(HTTP_URL), { message: 'must be an http:// or https:// URL' })
+      .default('https://github.com/llmroute/llmroute/blob/main/docs/runbooks.md')
+      .describe('Runbook every alert links to, with the alert\'s anchor appended; point it at your own copy to add local steps.'),
   })
   .describe('Thresholds and labels for the rendered PrometheusRule.');
 
 export const PeerSelector = z
   .strictObject({
-    namespaceSelector: z.strictObject({ matchLabels: labelMap }).optional().describe('Namespaces whose pods may call the gateway.'),
-    podSelector: z.strictObject({ matchLabels: labelMap }).optional().describe('Pods that may call the gateway (in the route\'s namespace unless a namespaceSelector is set).'),
+    namespaceSelector: z.strictObject({ matchLabels: labelMap.describe('Labels a namespace must carry.') }).optional().describe('Namespaces whose pods may call the gateway.'),
+    podSelector: z.strictObject({ matchLabels: labelMap.describe('Labels a pod must carry.') }).optional().describe('Pods that may call the gateway (in the route\'s namespace unless a namespaceSelector is set).'),
   })
   .describe('A NetworkPolicy peer.');
 
@@ -311,12 +318,12 @@ export const ExternalSecretSource = z
     storeRef: z.strictObject({
       name: subdomain('a secret store name').describe('Name of the SecretStore or ClusterSecretStore.'),
       kind: z.enum(SECRET_STORE_KINDS).default('SecretStore').describe('`SecretStore` (namespaced) or `ClusterSecretStore`.'),
-    }),
+    }).describe('The External Secrets Operator store to read from.'),
     remoteRef: z.strictObject({
       key: z.string().min(1).max(1024).describe('Key (path) in the external store.'),
       property: z.string().min(1).max(256).optional().describe('Property within the remote value, for JSON values.'),
       version: z.string().min(1).max(256).optional().describe('Version of the remote value, where the store has versions.'),
-    }),
+    }).describe('The value to read from the store.'),
     refreshInterval: duration('How often External Secrets Operator re-reads the key; rotation reaches the gateway within this time.').default('1h'),
   })
   .describe('A key synced by External Secrets Operator into a Secret that llmroute names and mounts.');
@@ -328,16 +335,19 @@ export const KeySource = z
   })
   .describe('Where one provider key comes from: exactly one of `externalSecret` or `secretRef`.');
 
+const quantity = (description: string) =>
+  z.string().max(32).regex(new RegExp(QUANTITY), { message: 'must be a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi' }).describe(description);
+
 export const Resources = z
   .strictObject({
     requests: z.strictObject({
-      cpu: z.string().max(32).default('100m'),
-      memory: z.string().max(32).default('128Mi'),
-    }).prefault({}),
+      cpu: quantity('CPU request.').default('100m'),
+      memory: quantity('Memory request.').default('128Mi'),
+    }).prefault({}).describe('Resources the scheduler reserves for each gateway pod.'),
     limits: z.strictObject({
-      cpu: z.string().max(32).optional().describe('No CPU limit by default: throttling adds latency to every request.'),
-      memory: z.string().max(32).default('256Mi'),
-    }).prefault({}),
+      cpu: quantity('CPU limit. None by default: CPU throttling adds latency to every request.').optional(),
+      memory: quantity('Memory limit.').default('256Mi'),
+    }).prefault({}).describe('Upper bounds for each gateway pod.'),
   })
   .describe('Container resources of the gateway.');
 
@@ -391,52 +401,53 @@ export const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
 
 export const Condition = z.strictObject({
   type: z.string().min(1).max(316).describe('Condition type, e.g. `Ready`, `KeysResolved`.'),
-  status: z.enum(CONDITION_STATUSES),
-  observedGeneration: z.int().min(0).optional(),
+  status: z.enum(CONDITION_STATUSES).describe('`True`, `False` or `Unknown`.'),
+  observedGeneration: z.int().min(0).optional().describe('The `metadata.generation` the condition was computed from.'),
   lastTransitionTime: z.string().max(64).describe('RFC 3339 time of the last status change.'),
   reason: z.string().min(1).max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/).describe('CamelCase reason.'),
   message: z.string().max(32768).describe('Human-readable detail.'),
-});
+}).describe('One aspect of the route\'s state, per Kubernetes API conventions.');
 
 export const KeyStatus = z.strictObject({
-  provider: label('a provider name'),
-  source: z.int().min(0).describe('Index of the key source in `spec.environments[].keys[provider]`.'),
-  secretName: subdomain('a Secret name').optional(),
+  provider: label('a provider name').describe('Provider the key is for.'),
+  source: z.int().min(0).describe('Index of the key source in `spec.environments[].keys.<provider>`.'),
+  secretName: subdomain('a Secret name').optional().describe('Secret the key is read from.'),
   fingerprint: z.string().max(64).optional().describe('Short hash of the key, never the key.'),
   rotatedAt: z.string().max(64).optional().describe('When the fingerprint last changed.'),
-  ready: z.boolean(),
-  message: z.string().max(1024).optional(),
-});
+  ready: z.boolean().describe('Whether the key exists and is non-empty.'),
+  message: z.string().max(1024).optional().describe('Why the key is not ready.'),
+}).describe('One provider key of an environment.');
 
 export const FlagStatus = z.strictObject({
-  name: label('a flag name'),
-  percent: z.int().min(0).max(100),
+  name: label('a flag name').describe('Flag name.'),
+  percent: z.int().min(0).max(100).describe('Share of traffic in the flag now.'),
   step: z.int().min(0).optional().describe('Index of the current rollout step.'),
-  state: z.enum(['Progressing', 'Paused', 'Succeeded', 'RolledBack']).optional(),
-  lastStepTime: z.string().max(64).optional(),
-  message: z.string().max(1024).optional(),
-});
+  state: z.enum(['Progressing', 'Paused', 'Succeeded', 'RolledBack']).optional().describe('Where the rollout stands.'),
+  lastStepTime: z.string().max(64).optional().describe('When the percentage last changed.'),
+  message: z.string().max(1024).optional().describe('Why the rollout is where it is, e.g. the failed analysis.'),
+}).describe('A flag\'s percentage and rollout in one environment.');
 
 export const EnvironmentStatus = z.strictObject({
-  name: label('an environment name'),
-  ready: z.boolean(),
-  readyReplicas: z.int().min(0).optional(),
+  name: label('an environment name').describe('Environment name.'),
+  ready: z.boolean().describe('Whether the gateway has all its replicas ready with the current config.'),
+  readyReplicas: z.int().min(0).optional().describe('Gateway pods ready.'),
   configHash: z.string().max(64).optional().describe('Hash of the compiled gateway config being served.'),
-  keys: z.array(KeyStatus).max(LIMITS.providers * LIMITS.keySourcesPerProvider).optional(),
-  flags: z.array(FlagStatus).max(LIMITS.flags).optional(),
+  keys: z.array(KeyStatus).max(LIMITS.providers * LIMITS.keySourcesPerProvider).optional().describe('Every provider key of the environment.'),
+  flags: z.array(FlagStatus).max(LIMITS.flags).optional().describe('Every flag that applies in the environment.'),
   spend: z
     .strictObject({
-      dailyUSD: z.number().min(0).optional(),
-      monthlyUSD: z.number().min(0).optional(),
+      dailyUSD: z.number().min(0).optional().describe('Spent in the current UTC day.'),
+      monthlyUSD: z.number().min(0).optional().describe('Spent in the current UTC month.'),
     })
-    .optional(),
-});
+    .optional()
+    .describe('Spend against the environment budget.'),
+}).describe('Observed state of one environment.');
 
 export const LLMRouteStatus = z
   .strictObject({
     observedGeneration: z.int().min(0).optional().describe('The `metadata.generation` this status describes.'),
     conditions: z.array(Condition).max(32).optional().describe('`Ready` summarises; also `ConfigValid`, `KeysResolved`, `Progressing`, `Degraded`, `BudgetExceeded`.'),
-    environments: z.array(EnvironmentStatus).max(LIMITS.environments).optional(),
+    environments: z.array(EnvironmentStatus).max(LIMITS.environments).optional().describe('Per environment: gateway, keys, flags and spend.'),
   })
   .describe('Observed state, written by the controller.');
 
@@ -470,6 +481,7 @@ export type Model = z.output<typeof Model>;
 export type FallbackStep = z.output<typeof FallbackStep>;
 export type Environment = z.output<typeof Environment>;
 export type KeySource = z.output<typeof KeySource>;
+export type ExternalSecretSourceT = z.output<typeof ExternalSecretSource>;
 export type Budget = z.output<typeof Budget>;
 export type Client = z.output<typeof Client>;
 export type Flag = z.output<typeof Flag>;

@@ -1,10 +1,13 @@
 /** The `llmroute` command. Subcommands live one per file; this only dispatches. */
+import { RENDER_USAGE, renderCommand } from './render.js';
 import { validateCommand } from './validate.js';
 
 const USAGE = `usage: llmroute <command> [arguments]
 
 commands:
   validate FILE|DIR...   check LLMRoute manifests; prints "file:line:column: path: message" and exits 1 on errors
+  render FILE --env NAME print the Kubernetes manifests of one route environment (what \`cdk8s synth\` writes)
+                         ${RENDER_USAGE}
   help                   show this help
 `;
 
@@ -13,6 +16,8 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'validate':
       return validateCommand(rest, process.stdout, process.stderr);
+    case 'render':
+      return renderCommand(rest, process.stdout, process.stderr);
     case undefined:
     case 'help':
     case '--help':

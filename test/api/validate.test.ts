@@ -76,7 +76,7 @@ describe('llmroute validate on directories', () => {
 
   it('reports a missing path instead of throwing', async () => {
     const { findings } = await loadRoutes(['test/api/no-such-dir']);
-    expect(findings).toEqual([expect.objectContaining({ message: 'cannot read: ENOENT' })]);
+    expect(findings).toEqual([expect.objectContaining({ message: 'cannot read: no such file or directory' })]);
   });
 
   it('rejects two routes with the same name and namespace', async () => {
