@@ -52,6 +52,8 @@ export function needsKey(provider: Pick<Provider, 'type' | 'keyRequired'>): bool
   return provider.keyRequired ?? PROVIDER_TYPES_NEEDING_KEYS.includes(provider.type);
 }
 
+const CEL_FLOATING = '(has(m.allowFloating) && m.allowFloating)';
+const CEL_SELF_HOSTED = `self.providers.exists(p, p.name == f.provider && p.type in ${celList(SELF_HOSTED_PROVIDER_TYPES)})`;
 const CEL_NEEDS_KEY = `(has(p.keyRequired) ? p.keyRequired : p.type in ${celList(PROVIDER_TYPES_NEEDING_KEYS)})`;
 
 /** Builds findings of one rule: `detail` says what was found, the rule's message what is wrong and what to do. */
@@ -206,16 +208,23 @@ export const RULES: CrossFieldRule[] = [
     check(route) {
       return uniqueByPath(servedModels(route).filter((s) => !isDated(s.model) && !isSelfHosted(route, s.provider))).map((s) => finding(this, s.path, `"${s.model}" is a floating alias`, s.floatingAllowed ? 'warning' : 'error'));
     },
+    // The API server's cost estimator prices a string of an outer loop variable used in an inner loop as if it
+    // were megabytes long, so each rule keeps the string it tests in the innermost loop it appears in.
     cel: [
       {
         at: ['spec'],
-        rule: `self.models.all(m, (has(m.allowFloating) && m.allowFloating) || m.fallback.all(f, (has(f.model) ? f.model : m.pin).matches('${DATED_SNAPSHOT}') || self.providers.exists(p, p.name == f.provider && p.type in ${celList(SELF_HOSTED_PROVIDER_TYPES)})))`,
+        rule: `self.models.all(m, ${CEL_FLOATING} || ((m.pin.matches('${DATED_SNAPSHOT}') || m.fallback.all(f, has(f.model) || ${CEL_SELF_HOSTED})) && m.fallback.all(f, !has(f.model) || f.model.matches('${DATED_SNAPSHOT}') || ${CEL_SELF_HOSTED})))`,
         fieldPath: '.models',
       },
       {
         at: ['spec'],
-        // The flag's variant of each model it overrides: its chain (or the base chain), asking for its pin (or the base pin).
-        rule: `!has(self.flags) || self.flags.all(fl, !has(fl.set.models) || fl.set.models.all(k, self.models.all(m, m.name != k || (has(m.allowFloating) && m.allowFloating) || (has(fl.set.models[k].fallback) ? fl.set.models[k].fallback : m.fallback).all(f, (has(f.model) ? f.model : (has(fl.set.models[k].pin) ? fl.set.models[k].pin : m.pin)).matches('${DATED_SNAPSHOT}') || self.providers.exists(p, p.name == f.provider && p.type in ${celList(SELF_HOSTED_PROVIDER_TYPES)})))))`,
+        rule: `!has(self.flags) || self.flags.all(fl, !has(fl.set.models) || self.models.all(m, ${CEL_FLOATING} || !(m.name in fl.set.models) || !has(fl.set.models[m.name].fallback) || fl.set.models[m.name].fallback.all(f, !has(f.model) || f.model.matches('${DATED_SNAPSHOT}') || ${CEL_SELF_HOSTED})))`,
+        fieldPath: '.flags',
+      },
+      {
+        at: ['spec'],
+        // CEL has no common type for the flag's chain and the model's, so the two cases are spelt out.
+        rule: `!has(self.flags) || self.flags.all(fl, !has(fl.set.models) || self.models.all(m, ${CEL_FLOATING} || !(m.name in fl.set.models) || (has(fl.set.models[m.name].pin) ? fl.set.models[m.name].pin.matches('${DATED_SNAPSHOT}') : m.pin.matches('${DATED_SNAPSHOT}')) || (has(fl.set.models[m.name].fallback) ? fl.set.models[m.name].fallback.all(f, has(f.model) || ${CEL_SELF_HOSTED}) : m.fallback.all(f, has(f.model) || ${CEL_SELF_HOSTED}))))`,
         fieldPath: '.flags',
       },
     ],
@@ -234,8 +243,18 @@ export const RULES: CrossFieldRule[] = [
     cel: [
       {
         at: ['spec'],
-        rule: "self.models.all(m, m.fallback.all(f, !self.providers.exists(p, p.name == f.provider && p.type == 'azure-openai' && !(has(p.deployments) && (has(f.model) ? f.model : m.pin) in p.deployments))))",
+        rule: "self.models.all(m, m.fallback.all(f, !has(f.model) || !self.providers.exists(p, p.name == f.provider && p.type == 'azure-openai' && !(has(p.deployments) && f.model in p.deployments)))) && self.providers.all(p, p.type != 'azure-openai' || self.models.all(m, !m.fallback.exists(f, !has(f.model) && f.provider == p.name) || (has(p.deployments) && m.pin in p.deployments)))",
         fieldPath: '.models',
+      },
+      {
+        at: ['spec'],
+        rule: "!has(self.flags) || self.flags.all(fl, !has(fl.set.models) || self.models.all(m, !(m.name in fl.set.models) || !has(fl.set.models[m.name].fallback) || fl.set.models[m.name].fallback.all(f, !has(f.model) || !self.providers.exists(p, p.name == f.provider && p.type == 'azure-openai' && !(has(p.deployments) && f.model in p.deployments)))))",
+        fieldPath: '.flags',
+      },
+      {
+        at: ['spec'],
+        rule: "!has(self.flags) || self.providers.all(p, p.type != 'azure-openai' || self.flags.all(fl, !has(fl.set.models) || self.models.all(m, !(m.name in fl.set.models) || !(has(fl.set.models[m.name].fallback) ? fl.set.models[m.name].fallback.exists(f, !has(f.model) && f.provider == p.name) : m.fallback.exists(f, !has(f.model) && f.provider == p.name)) || (has(p.deployments) && (has(fl.set.models[m.name].pin) ? fl.set.models[m.name].pin : m.pin) in p.deployments))))",
+        fieldPath: '.flags',
       },
     ],
   },

@@ -111,7 +111,7 @@ describe('render invariants', () => {
 
   it('the config hash is the hash of the mounted config and is on the pod template', async () => {
     const { objects, configHash: hash } = renderEnvironment({ route: await route('examples/support-bot.yaml'), environment: 'production' });
-    const data = (byKind(objects, 'ConfigMap')[0] as { data: Record<string, string> }).data['gateway.json']!;
+    const data = (byKind(objects, 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['gateway.json']!;
     expect(configHash(JSON.parse(data))).toBe(hash);
     expect(deploymentOf(objects).spec.template.metadata.annotations['llmroute.dev/config-hash']).toBe(hash);
   });
