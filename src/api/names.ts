@@ -15,3 +15,8 @@ export function dnsName(parts: readonly (string | number)[], max = 63): string {
   const hash = shortHash(joined);
   return `${joined.slice(0, max - hash.length - 1).replace(/-+$/, '')}-${hash}`;
 }
+
+/** Identifies a key without revealing it: 12 hex digits of SHA-256 cannot be turned back into the key. */
+export function fingerprint(secret: string): string {
+  return `sha256:${shortHash(secret, 12)}`;
+}

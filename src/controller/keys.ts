@@ -3,7 +3,7 @@
  * verdict with a reason and a message. The message names route, environment, provider and the Secret and key, so the
  * person reading `kubectl describe llmr` knows what to create; it never contains key material.
  */
-import { shortHash } from '../api/names.js';
+import { fingerprint } from '../api/names.js';
 import type { KeyMount } from '../api/mounts.js';
 import type { LLMRouteStatus } from '../api/schema.js';
 
@@ -21,11 +21,6 @@ export interface KeyVerdict {
   reason: 'KeysResolved' | 'KeyMissing' | 'KeyEmpty' | 'ExternalSecretNotReady';
   message: string;
   keys: KeyStatus[];
-}
-
-/** A fingerprint identifies a key without revealing it: 12 hex digits of SHA-256 cannot be reversed into a key. */
-export function fingerprint(value: string): string {
-  return `sha256:${shortHash(value, 12)}`;
 }
 
 function problem(mount: KeyMount, observed: ObservedKey): { reason: KeyVerdict['reason']; text: string } | undefined {

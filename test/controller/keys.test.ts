@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { loadRoutes } from '../../src/api/files.js';
 import { keyMounts, type KeyMount } from '../../src/api/mounts.js';
-import { fingerprint, resolveKeys, type ObservedKey } from '../../src/controller/keys.js';
+import { fingerprint } from '../../src/api/names.js';
+import { resolveKeys, type ObservedKey } from '../../src/controller/keys.js';
 
 const SECRET_VALUE = 'sk-test-0123456789abcdef0123456789abcdef';
 
