@@ -8,4 +8,6 @@ import { crdYaml } from '../src/api/crd.js';
 export const GENERATED_FILES: { path: string; render: () => string }[] = [
   { path: 'crds/llmroute.dev_llmroutes.yaml', render: crdYaml },
   { path: 'docs/api.md', render: apiReferenceMarkdown },
+  // Helm installs a chart's crds/ as they are; the chart must carry exactly the generated CRD.
+  { path: 'charts/llmroute/crds/llmroute.dev_llmroutes.yaml', render: crdYaml },
 ];

@@ -4,6 +4,7 @@
  * so that `kubectl apply` rejects the object with the same message. Keeping both forms of a rule side by side is
  * what keeps them in step; the CRD generator places each CEL rule at `at` in the schema.
  */
+import { BASELINE_VARIANT } from './metric-names.js';
 import { DATED_SNAPSHOT, DNS1035_LABEL } from './patterns.js';
 import {
   PROVIDER_TYPES_NEEDING_KEYS,
@@ -412,6 +413,14 @@ export const RULES: CrossFieldRule[] = [
       );
     },
     cel: [{ at: ['spec'], rule: '!has(self.flags) || self.flags.all(fl, !has(fl.environments) || fl.environments.all(n, self.environments.exists(e, e.name == n)))', fieldPath: '.flags' }],
+  },
+  {
+    id: 'flag-name-reserved',
+    message: `"${BASELINE_VARIANT}" names the traffic outside every flag in metrics and rollout analysis; choose another flag name`,
+    check(route) {
+      return (route.spec.flags ?? []).flatMap((flag, f) => (flag.name === BASELINE_VARIANT ? [finding(this, ['spec', 'flags', f, 'name'])] : []));
+    },
+    cel: [{ at: ['spec', 'flags', '[]'], rule: `self.name != '${BASELINE_VARIANT}'`, fieldPath: '.name' }],
   },
   {
     id: 'flag-sticky-client',

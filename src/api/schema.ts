@@ -418,6 +418,9 @@ export const KeyStatus = z.strictObject({
   message: z.string().max(1024).optional().describe('Why the key is not ready.'),
 }).describe('One provider key of an environment.');
 
+/** Operator commands for a flag's rollout, given in the annotation `rollout.llmroute.dev/<flag>`. */
+export const ROLLOUT_COMMANDS = ['pause', 'resume', 'promote', 'abort'] as const;
+
 export const FlagStatus = z.strictObject({
   name: label('a flag name').describe('Flag name.'),
   percent: z.int().min(0).max(100).describe('Share of traffic in the flag now.'),
@@ -425,6 +428,8 @@ export const FlagStatus = z.strictObject({
   state: z.enum(['Progressing', 'Paused', 'Succeeded', 'RolledBack']).optional().describe('Where the rollout stands.'),
   lastStepTime: z.string().max(64).optional().describe('When the percentage last changed.'),
   message: z.string().max(1024).optional().describe('Why the rollout is where it is, e.g. the failed analysis.'),
+  specHash: z.string().max(16).optional().describe('Hash of the flag fields the rollout depends on (set, stickyBy, rollout); a change restarts the rollout from the first step.'),
+  command: z.enum(ROLLOUT_COMMANDS).optional().describe('The `rollout.llmroute.dev/<flag>` annotation value seen at the last reconcile, so `promote` and `resume` act once.'),
 }).describe('A flag\'s percentage and rollout in one environment.');
 
 export const EnvironmentStatus = z.strictObject({
