@@ -1,4 +1,5 @@
 /** The `llmroute` command. Subcommands live one per file; this only dispatches. */
+import { CONTROLLER_USAGE, controllerCommand } from './controller.js';
 import { RENDER_USAGE, renderCommand } from './render.js';
 import { validateCommand } from './validate.js';
 
@@ -8,6 +9,8 @@ commands:
   validate FILE|DIR...   check LLMRoute manifests; prints "file:line:column: path: message" and exits 1 on errors
   render FILE --env NAME print the Kubernetes manifests of one route environment (what \`cdk8s synth\` writes)
                          ${RENDER_USAGE}
+  controller [flags]     run the operator: reconcile LLMRoutes into gateways per environment
+                         ${CONTROLLER_USAGE.replace(/\n/g, '\n                         ')}
   help                   show this help
 `;
 
@@ -18,6 +21,8 @@ export async function main(argv: string[]): Promise<number> {
       return validateCommand(rest, process.stdout, process.stderr);
     case 'render':
       return renderCommand(rest, process.stdout, process.stderr);
+    case 'controller':
+      return controllerCommand(rest, process.stderr);
     case undefined:
     case 'help':
     case '--help':
