@@ -21,7 +21,8 @@ export class GatewayNetworkPolicy extends Construct {
   constructor(scope: Construct, id: string, { route, environment, namespace }: GatewayNetworkPolicyProps) {
     super(scope, id);
     const network = route.spec.network;
-    const apiPeers = network.allowFrom?.length ? network.allowFrom : [{ podSelector: { matchLabels: {} } }];
+    // An empty podSelector selects every pod of the namespace.
+    const apiPeers = network.allowFrom?.length ? network.allowFrom : [{ podSelector: {} }];
     new kplus.k8s.KubeNetworkPolicy(this, 'policy', {
       metadata: { name: instanceName(route, environment), namespace, labels: commonLabels(route, environment) },
       spec: {
