@@ -5,7 +5,6 @@
  */
 const common = {
   testEnvironment: 'node',
-  testTimeout: 30_000,
   extensionsToTreatAsEsm: ['.ts'],
   transform: {
     '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'es6' } }],
@@ -15,6 +14,8 @@ const common = {
 };
 
 export default {
+  // A global option: inside `projects` jest ignores it.
+  testTimeout: 30_000,
   projects: [
     { ...common, displayName: 'unit', roots: ['<rootDir>/test'], testMatch: ['**/*.test.ts'], testPathIgnorePatterns: ['\\.k8s\\.test\\.ts$'] },
     {

@@ -370,6 +370,7 @@ export const Environment = z
       .optional()
       .describe('Per provider name: ordered key sources. Several sources allow rotation with overlap; the first healthy key is used.'),
     budget: Budget.optional(),
+    rotateEvery: duration('Ask External Secrets Operator to re-read every externalSecret key of this environment this often (its `force-sync` annotation), e.g. after a scheduled rotation in the store. The gateway reloads the mounted key without a restart.').optional(),
     gateway: Gateway.prefault({}),
   })
   .describe('One deployment of the route: its keys, budget and gateway.');

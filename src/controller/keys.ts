@@ -13,7 +13,7 @@ export type KeyStatus = NonNullable<NonNullable<LLMRouteStatus['environments']>[
 export interface ObservedKey {
   secret: { exists: boolean; value?: string };
   /** Only for externalSecret sources. */
-  externalSecret?: { exists: boolean; ready?: { status: string; reason?: string; message?: string } };
+  externalSecret?: { exists: boolean; ready?: { status: string; reason?: string; message?: string }; annotations?: Record<string, string> };
 }
 
 export interface KeyVerdict {

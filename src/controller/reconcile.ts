@@ -16,6 +16,8 @@ import { isNotFound, type KubeClient } from './kube-client.js';
 import { resolveKeys, type KeyVerdict, type ObservedKey } from './keys.js';
 import { OWNED_KINDS, resourceByKind, resourceOf, resourcePath } from './resources.js';
 import type { EnvironmentPlan, EnvironmentPlanner } from './plan.js';
+import { durationToMilliseconds } from '../api/patterns.js';
+import { FORCE_SYNC_ANNOTATION, forceSyncDue } from './rotation.js';
 
 export const FIELD_MANAGER = 'llmroute';
 /** How soon to look again at an environment waiting for a key: nothing watches Secrets, by design. */
@@ -70,10 +72,10 @@ async function observeKey(client: KubeClient, namespace: string, mount: KeyMount
     });
   if (!mount.externalSecret) return { secret };
   const externalSecret = await client
-    .get<{ status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } }>(resourcePath(resourceByKind('ExternalSecret'), namespace, mount.secretName))
+    .get<{ metadata: { annotations?: Record<string, string> }; status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } }>(resourcePath(resourceByKind('ExternalSecret'), namespace, mount.secretName))
     .then((es) => {
       const ready = es.status?.conditions?.find((c) => c.type === 'Ready');
-      return { exists: true, ...(ready ? { ready } : {}) };
+      return { exists: true, ...(ready ? { ready } : {}), ...(es.metadata.annotations ? { annotations: es.metadata.annotations } : {}) };
     })
     .catch((error: unknown) => {
       if (isNotFound(error)) return { exists: false };
@@ -130,6 +132,7 @@ async function reconcileEnvironment(ctx: ReconcileContext, object: RouteObject, 
   const observations = new Map<KeyMount, ObservedKey>();
   for (const mount of mounts) observations.set(mount, await observeKey(ctx.client, namespace, mount));
   const keys = resolveKeys({ name: object.metadata.name, namespace }, environment.name, mounts, (m) => observations.get(m) as ObservedKey, previous?.keys, now.toISOString());
+  const rotation = environment.rotateEvery ? await requestRotation(ctx, namespace, observations, durationToMilliseconds(environment.rotateEvery), now) : undefined;
 
   let applied = false;
   if (keys.resolved && !applyError) {
@@ -151,7 +154,32 @@ async function reconcileEnvironment(ctx: ReconcileContext, object: RouteObject, 
     ...(plan.flags.length ? { flags: plan.flags } : {}),
     ...(plan.spend ? { spend: plan.spend } : {}),
   };
-  return { status, keys, desired: rendered.objects, applied, plan, rolledOut: applied && rolledOut(deployment), ...(applyError ? { applyError } : {}) };
+  const requeueAfterMs = [plan.requeueAfterMs, rotation].filter((ms): ms is number => ms !== undefined);
+  return {
+    status,
+    keys,
+    desired: rendered.objects,
+    applied,
+    plan: requeueAfterMs.length ? { ...plan, requeueAfterMs: Math.min(...requeueAfterMs) } : plan,
+    rolledOut: applied && rolledOut(deployment),
+    ...(applyError ? { applyError } : {}),
+  };
+}
+
+/** Sets `force-sync` on ExternalSecrets whose last request is `everyMs` old; returns when the next one is due. */
+async function requestRotation(ctx: ReconcileContext, namespace: string, observations: Map<KeyMount, ObservedKey>, everyMs: number, now: Date): Promise<number> {
+  let next = everyMs;
+  for (const [mount, observed] of observations) {
+    if (!mount.externalSecret || !observed.externalSecret?.exists) continue;
+    const due = forceSyncDue(observed.externalSecret.annotations, everyMs, now);
+    if (!due.due) {
+      next = Math.min(next, due.inMs);
+      continue;
+    }
+    await ctx.client.mergePatch(resourcePath(resourceByKind('ExternalSecret'), namespace, mount.secretName), { metadata: { annotations: { [FORCE_SYNC_ANNOTATION]: now.toISOString() } } });
+    ctx.log('info', 'asked External Secrets Operator to refresh a key', { namespace, externalSecret: mount.secretName, provider: mount.provider });
+  }
+  return next;
 }
 
 /** Deletes objects this route owns that no environment renders any more (a removed environment, a removed key source). */

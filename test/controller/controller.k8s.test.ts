@@ -28,7 +28,12 @@ const getRoute = (name?: string) => client.get<LiveRoute>(routePath(name));
 const condition = (route: LiveRoute, type: string) => route.status?.conditions?.find((c) => c.type === type);
 
 /** The example, moved into this test's namespace. */
-function example(edit: (doc: Record<string, any>) => void = () => {}): string {
+interface ExampleDoc {
+  metadata: { namespace?: string };
+  spec: { retry?: object; environments: { name: string; rotateEvery?: string }[] };
+}
+
+function example(edit: (doc: ExampleDoc) => void = () => {}): string {
   const doc = parse(readFileSync('examples/support-bot.yaml', 'utf8'));
   doc.metadata.namespace = namespace;
   edit(doc);
@@ -182,9 +187,25 @@ describe('llmroute controller on a real API server', () => {
     }, { timeoutMs: 90_000, message: 'reconciled after the API server restart' });
   }, 180_000);
 
+  it('asks External Secrets Operator to refresh keys on the rotateEvery schedule', async () => {
+    await apply(example((doc) => {
+      doc.spec.retry = { maxAttempts: 4 };
+      doc.spec.environments[1]!.rotateEvery = '1h';
+    }));
+    const type = resourceByKind('ExternalSecret');
+    const annotated = await waitFor(async () => {
+      const es = await client.get<{ metadata: { annotations?: Record<string, string> } }>(resourcePath(type, namespace, 'support-bot-production-openai-key-1'));
+      return es.metadata.annotations?.['force-sync'];
+    }, { message: 'force-sync annotation' });
+    expect(Date.parse(annotated)).toBeGreaterThan(Date.now() - 60_000);
+    // Staging has no schedule: its ExternalSecrets are left alone.
+    const staging = await client.get<{ metadata: { annotations?: Record<string, string> } }>(resourcePath(type, namespace, 'support-bot-staging-openai-key-0'));
+    expect(staging.metadata.annotations?.['force-sync']).toBeUndefined();
+  }, 60_000);
+
   it('prunes the objects of a removed environment', async () => {
     const production = (await rendered('production')).map((o) => `${o.kind}/${o.metadata.name}`);
-    await apply(example((doc) => (doc.spec.environments = doc.spec.environments.filter((e: { name: string }) => e.name === 'staging'))));
+    await apply(example((doc) => (doc.spec.environments = doc.spec.environments.filter((e) => e.name === 'staging'))));
     await waitFor(async () => (await liveOwned()).every((o) => !production.includes(o)), { message: 'production objects pruned' });
     expect(await liveOwned()).toEqual((await rendered('staging')).map((o) => `${o.kind}/${o.metadata.name}`).sort());
   }, 60_000);
