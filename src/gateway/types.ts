@@ -61,12 +61,17 @@ export interface ChatCompletion {
   [field: string]: unknown;
 }
 
+/** A streamed delta: tool calls arrive in pieces, keyed by index, so none of their fields is guaranteed. */
+export type ChunkDelta = Omit<Partial<ChatMessage>, 'tool_calls'> & {
+  tool_calls?: { index: number; id?: string; type?: 'function'; function?: { name?: string; arguments?: string } }[];
+};
+
 export interface ChatChunk {
   id: string;
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: number; delta: Partial<ChatMessage> & { tool_calls?: (Partial<ToolCall> & { index: number })[] }; finish_reason: FinishReason; logprobs?: unknown }[];
+  choices: { index: number; delta: ChunkDelta; finish_reason: FinishReason; logprobs?: unknown }[];
   usage?: Usage | null;
   [field: string]: unknown;
 }
@@ -109,4 +114,9 @@ export type DecodedEvent =
 
 export interface StreamDecoder {
   decode(event: SseEvent): DecodedEvent;
+  /**
+   * The body ended. Servers that never send `[DONE]` (llama.cpp) finish this way: `done` when the answer was
+   * complete, undefined when the stream was cut.
+   */
+  end?(): DecodedEvent | undefined;
 }

@@ -292,7 +292,7 @@ function request(url: string, credentials: Credentials | 'insecure', method = 'G
   });
 }
 
-/** Polls until `check` is true; throws with `describe()` when the process died or time ran out. */
+/** Polls until `check` is true; throws, with the tail of `log`, when the process died or time ran out. */
 async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, died: () => boolean, log: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';

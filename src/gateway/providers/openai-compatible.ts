@@ -1,0 +1,49 @@
+/**
+ * Self-hosted servers that speak OpenAI's API: vLLM, Ollama, llama.cpp, LM Studio and the like. The wire format is
+ * OpenAI's, so everything is reused from openai.ts; the differences are tolerance for their quirks. Usage may be
+ * missing from streams; older llama.cpp never sends `[DONE]`; errors come as `{error: {code: 400, message, type}}`
+ * (llama.cpp), top-level `{object: "error", ...}` (older vLLM) or an `error:` SSE line (llama.cpp), all of which the
+ * shared error reading and SSE parser already understand. Keys are optional: most such servers have none.
+ */
+import type { ChatChunk, ChatRequest, DecodedEvent, EmbeddingsRequest, HttpRequest, StreamDecoder, Target } from '../types.js';
+import type { ProviderAdapter } from './adapter.js';
+import { bearer, chatBody, classifyOpenAI, clientWantsUsage, joinURL, jsonPost, OpenAIStreamDecoder, parseOpenAIChat } from './openai.js';
+
+function baseURL(target: Target): string {
+  const url = target.provider.baseURL;
+  if (url === undefined || url === '') {
+    throw new Error(`provider "${target.provider.name}" (openai-compatible) has no baseURL: set it to the server's URL, e.g. http://vllm:8000/v1`);
+  }
+  return url;
+}
+
+/**
+ * The OpenAI decoder, plus `end()` for servers that close the body without `[DONE]`: once a choice has finished, the
+ * answer is complete; before that, the stream was cut.
+ */
+export class CompatibleStreamDecoder extends OpenAIStreamDecoder {
+  private finished = false;
+
+  protected override chunk(chunk: ChatChunk): DecodedEvent {
+    if (Array.isArray(chunk.choices) && chunk.choices.some((choice) => typeof choice.finish_reason === 'string')) this.finished = true;
+    return super.chunk(chunk);
+  }
+
+  /** What the end of the body means: `done` if the answer was complete, undefined if it was cut short. */
+  end(): DecodedEvent | undefined {
+    return this.finished ? this.done() : undefined;
+  }
+}
+
+export const openAICompatible: ProviderAdapter = {
+  type: 'openai-compatible',
+  // Some servers continue a trailing assistant message (vLLM with continue_final_message), most do not by default.
+  supportsPrefill: false,
+  chatRequest: (request: ChatRequest, target: Target): HttpRequest =>
+    jsonPost(joinURL(baseURL(target), '/chat/completions'), bearer(target.key), chatBody(request, target.model)),
+  parseChat: parseOpenAIChat,
+  streamDecoder: (_target: Target, request: ChatRequest): StreamDecoder => new CompatibleStreamDecoder(clientWantsUsage(request)),
+  classify: classifyOpenAI,
+  embeddingsRequest: (request: EmbeddingsRequest, target: Target): HttpRequest =>
+    jsonPost(joinURL(baseURL(target), '/embeddings'), bearer(target.key), { ...request, model: target.model }),
+};
