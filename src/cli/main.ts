@@ -1,6 +1,8 @@
 /** The `llmroute` command. Subcommands live one per file; this only dispatches. */
 import { CONTROLLER_USAGE, controllerCommand } from './controller.js';
+import { GATEWAY_USAGE, gatewayCommand } from './gateway.js';
 import { RENDER_USAGE, renderCommand } from './render.js';
+import { UP_USAGE, upCommand } from './up.js';
 import { validateCommand } from './validate.js';
 
 const USAGE = `usage: llmroute <command> [arguments]
@@ -9,6 +11,10 @@ commands:
   validate FILE|DIR...   check LLMRoute manifests; prints "file:line:column: path: message" and exits 1 on errors
   render FILE --env NAME print the Kubernetes manifests of one route environment (what \`cdk8s synth\` writes)
                          ${RENDER_USAGE}
+  up [-f ROUTE.yaml]     serve one environment of a route locally (default: the built-in quickstart, no keys needed)
+                         ${UP_USAGE}
+  gateway --config FILE  run the gateway on a compiled config (what the rendered Deployment runs)
+                         ${GATEWAY_USAGE}
   controller [flags]     run the operator: reconcile LLMRoutes into gateways per environment
                          ${CONTROLLER_USAGE.replace(/\n/g, '\n                         ')}
   help                   show this help
@@ -21,6 +27,10 @@ export async function main(argv: string[]): Promise<number> {
       return validateCommand(rest, process.stdout, process.stderr);
     case 'render':
       return renderCommand(rest, process.stdout, process.stderr);
+    case 'up':
+      return upCommand(rest, process.stdout, process.stderr);
+    case 'gateway':
+      return gatewayCommand(rest, process.stderr);
     case 'controller':
       return controllerCommand(rest, process.stderr);
     case undefined:

@@ -1,0 +1,69 @@
+import { parseArgs } from 'node:util';
+import { startGateway } from '../gateway/gateway.js';
+import { createLogger, LEVELS, type Level } from '../log.js';
+
+export const GATEWAY_USAGE = 'llmroute gateway --config FILE [--port N] [--metrics-port N] [--max-body-bytes N] [--drain-seconds N] [--log-level info] [--log-prompts]';
+
+const integer = (name: string, value: string | undefined, min: number, max: number): number | undefined => {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} takes a whole number from ${min} to ${max}, not "${value}"`);
+  return n;
+};
+
+/** Waits for SIGTERM or SIGINT, then drains. */
+export function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
+/** `llmroute gateway`: what the Deployment runs, serving a compiled config with keys from mounted files. */
+export async function gatewayCommand(args: string[], err: NodeJS.WritableStream): Promise<number> {
+  let values;
+  let options;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string' },
+        port: { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'max-body-bytes': { type: 'string' },
+        'drain-seconds': { type: 'string', default: '60' },
+        'log-level': { type: 'string', default: 'info' },
+        'log-prompts': { type: 'boolean', default: false },
+      },
+    }));
+    if (!values.config) throw new Error('--config FILE is required (the compiled gateway config, e.g. /etc/llmroute/gateway.json)');
+    if (!LEVELS.includes(values['log-level'] as Level)) throw new Error(`--log-level takes one of ${LEVELS.join(', ')}`);
+    options = {
+      port: integer('port', values.port, 0, 65535),
+      metricsPort: integer('metrics-port', values['metrics-port'], 0, 65535),
+      maxBodyBytes: integer('max-body-bytes', values['max-body-bytes'], 1024, 1024 ** 3),
+      drainMs: (integer('drain-seconds', values['drain-seconds'], 0, 3600) ?? 60) * 1000,
+    };
+  } catch (error) {
+    err.write(`llmroute gateway: ${(error as Error).message}\nusage: ${GATEWAY_USAGE}\n`);
+    return 2;
+  }
+  const log = createLogger({ level: values['log-level'] as Level, base: { component: 'gateway' } });
+  try {
+    const gateway = await startGateway({
+      configPath: values.config,
+      log,
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      ...(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {}),
+      ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      logPrompts: values['log-prompts'],
+    });
+    const signal = await untilSignal();
+    log('info', 'draining', { signal, graceSeconds: options.drainMs / 1000 });
+    await gateway.stop(options.drainMs);
+    return 0;
+  } catch (error) {
+    err.write(`llmroute gateway: ${(error as Error).message}\n`);
+    return 1;
+  }
+}

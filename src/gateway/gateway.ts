@@ -1,0 +1,86 @@
+/**
+ * A running gateway: the API server, the metrics server and the runtime behind them. Stopping drains: readiness
+ * fails at once (so Kubernetes stops sending traffic), new connections are refused, and requests in flight, streams
+ * included, get up to the grace period to finish.
+ */
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
+import type { Logger } from '../log.js';
+import { GatewayMetrics } from './metrics.js';
+import { Runtime } from './runtime.js';
+import { createGatewayServer } from './server.js';
+import { readConfig } from './config-source.js';
+
+export interface GatewayOptions {
+  configPath: string;
+  host?: string;
+  /** Overrides the config's `listen.port`; 0 picks a free port. */
+  port?: number;
+  metricsPort?: number;
+  maxBodyBytes?: number;
+  reloadIntervalMs?: number;
+  logPrompts?: boolean;
+  log: Logger;
+}
+
+export interface RunningGateway {
+  url: string;
+  metricsUrl: string;
+  runtime: Runtime;
+  metrics: GatewayMetrics;
+  /** Drains for at most `graceMs`, then closes what is left. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  const first = await readConfig(options.configPath);
+  if (!first.ok) throw new Error(first.problem);
+  const metrics = new GatewayMetrics({ route: first.config.route.name, environment: first.config.route.environment });
+  const runtime = await Runtime.start({ configPath: options.configPath, log: options.log, metrics, ...(options.reloadIntervalMs ? { reloadIntervalMs: options.reloadIntervalMs } : {}) });
+  let draining = false;
+  const api = createGatewayServer({ runtime, metrics, log: options.log, maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024, ...(options.logPrompts ? { logPrompts: true } : {}) });
+  // Long streams are normal here: Node's default 5-minute request timeout would cut them.
+  api.requestTimeout = 0;
+  api.headersTimeout = 60_000;
+  const metricsServer = createServer((request, response) => {
+    if ((request.url ?? '').split('?')[0] !== '/metrics') return void response.writeHead(404).end();
+    metrics.ready.set(!draining && runtime.problems().length === 0 ? 1 : 0);
+    for (const { provider, depth } of runtime.limiterDepths()) metrics.queueDepth.set({ provider }, depth);
+    metrics.registry
+      .metrics()
+      .then((text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text))
+      .catch((error: unknown) => response.writeHead(500).end(String(error)));
+  });
+  const host = options.host ?? '0.0.0.0';
+  const config = runtime.current().config;
+  const port = await listen(api, options.port ?? config.listen.port, host);
+  const metricsPort = await listen(metricsServer, options.metricsPort ?? config.listen.metricsPort, host);
+  const problems = runtime.problems();
+  options.log(problems.length ? 'warn' : 'info', problems.length ? 'gateway started but not ready' : 'gateway ready', { port, metricsPort, route: config.route, ...(problems.length ? { problems } : {}) });
+  const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host;
+
+  return {
+    url: `http://${shownHost}:${port}`,
+    metricsUrl: `http://${shownHost}:${metricsPort}/metrics`,
+    runtime,
+    metrics,
+    async stop(graceMs = 30_000) {
+      draining = true;
+      const closed = new Promise<void>((resolve) => api.close(() => resolve()));
+      api.closeIdleConnections();
+      const timer = setTimeout(() => api.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      await runtime.close();
+    },
+  };
+}

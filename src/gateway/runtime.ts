@@ -1,0 +1,177 @@
+/**
+ * The gateway's live state: the config serving now and everything built from it (breakers, limiters, transports,
+ * keys, client tokens). Config and key files are polled; a new config is validated first and replaces the old one
+ * only when valid, so a bad ConfigMap never takes a serving gateway down. A request keeps the snapshot it started with.
+ */
+import type { CompiledProvider, GatewayConfig } from '../api/gateway-config.js';
+import type { Logger } from '../log.js';
+import { ClientTokens } from './auth.js';
+import { BreakerRegistry, BREAKER_GAUGE } from './breaker.js';
+import { readConfig, type ConfigLoad } from './config-source.js';
+import { Cooldowns } from './cooldown.js';
+import { KeyStore } from './key-store.js';
+import { Limiter } from './limiter.js';
+import type { GatewayMetrics } from './metrics.js';
+import { adapterFor } from './providers/index.js';
+import { openai } from './providers/openai.js';
+import { MockTransport } from './providers/mock.js';
+import { RetryBudget } from './retry-budget.js';
+import type { RouterDeps } from './router.js';
+import { HttpTransport, type Transport } from './transport.js';
+
+export interface Snapshot {
+  config: GatewayConfig;
+  hash: string;
+  deps: RouterDeps;
+}
+
+export interface RuntimeOptions {
+  configPath: string;
+  log: Logger;
+  metrics: GatewayMetrics;
+  /** How often config and key files are re-read. */
+  reloadIntervalMs?: number;
+}
+
+export class Runtime {
+  readonly keys: KeyStore;
+  readonly clients = new ClientTokens();
+  private snapshot: Snapshot | undefined;
+  private readonly http = new HttpTransport();
+  private mocks = new Map<string, MockTransport>();
+  private limiters = new Map<string, Limiter>();
+  private readonly cooldowns = new Cooldowns();
+  private breakers: BreakerRegistry | undefined;
+  private retryBudget: RetryBudget | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastProblem: string | undefined;
+
+  private constructor(private readonly options: RuntimeOptions, environment: string) {
+    this.keys = new KeyStore({
+      environment,
+      log: (level, message, fields) => options.log(level, message, fields),
+      onReload: (provider, outcome) => options.metrics.keyReloads.inc({ provider, result: outcome }),
+    });
+  }
+
+  /** Loads the config once; throws with the problem when there is no valid config to start with. */
+  static async start(options: RuntimeOptions): Promise<Runtime> {
+    const first = await readConfig(options.configPath);
+    if (!first.ok) throw new Error(first.problem);
+    const runtime = new Runtime(options, first.config.route.environment);
+    await runtime.apply(first);
+    runtime.timer = setInterval(() => void runtime.reload(), options.reloadIntervalMs ?? 2000);
+    runtime.timer.unref();
+    return runtime;
+  }
+
+  current(): Snapshot {
+    return this.snapshot as Snapshot;
+  }
+
+  /** Why the gateway cannot serve, or nothing: every required key present. */
+  problems(): string[] {
+    return this.keys.problems();
+  }
+
+  async reload(): Promise<void> {
+    const next = await readConfig(this.options.configPath);
+    if (!next.ok) {
+      if (next.problem !== this.lastProblem) {
+        this.options.log('error', 'config rejected; the previous config keeps serving', { problem: next.problem });
+        this.options.metrics.configReloads.inc({ result: 'failure' });
+      }
+      this.lastProblem = next.problem;
+      await this.keys.refresh();
+      await this.clients.load(this.current().config);
+      return;
+    }
+    this.lastProblem = undefined;
+    if (next.hash === this.snapshot?.hash) {
+      await this.keys.refresh();
+      await this.clients.load(next.config);
+      return;
+    }
+    await this.apply(next);
+    this.options.metrics.configReloads.inc({ result: 'success' });
+    this.options.log('info', 'config reloaded', { hash: next.hash });
+  }
+
+  private transport(provider: CompiledProvider): Transport {
+    if (provider.type !== 'mock') return this.http;
+    return this.mocks.get(provider.name) as MockTransport;
+  }
+
+  private async apply(load: Extract<ConfigLoad, { ok: true }>): Promise<void> {
+    const { config } = load;
+    const { metrics } = this.options;
+    await this.keys.load(config.providers);
+    await this.clients.load(config);
+    this.mocks = new Map(config.providers.filter((p) => p.type === 'mock').map((p) => [p.name, new MockTransport(p.name, p.mock ?? { latencyMs: 0, failureRatio: 0, failureKind: 'server-error' })]));
+    const limiters = new Map<string, Limiter>();
+    for (const provider of config.providers) {
+      if (!provider.limits) continue;
+      const previous = this.limiters.get(provider.name);
+      // Unchanged limits keep their limiter, and with it the queue of waiting requests.
+      const same = previous && JSON.stringify(this.snapshot?.config.providers.find((p) => p.name === provider.name)?.limits) === JSON.stringify(provider.limits);
+      limiters.set(
+        provider.name,
+        same && previous
+          ? previous
+          : new Limiter({
+              limits: provider.limits,
+              onWait: (waitedMs, outcome) => metrics.queueWait.observe({ provider: provider.name, outcome }, waitedMs / 1000),
+            }),
+      );
+    }
+    this.limiters = limiters;
+    if (!this.breakers) {
+      this.breakers = new BreakerRegistry(config.circuitBreaker, {
+        onTransition: (t) => {
+          // Keys are `${provider}/${model}`; provider names cannot hold a '/', model names can.
+          const slash = t.key.indexOf('/');
+          const labels = { provider: t.key.slice(0, slash), model: t.key.slice(slash + 1) };
+          metrics.breakerState.set(labels, BREAKER_GAUGE[t.to]);
+          this.options.log(t.to === 'open' ? 'warn' : 'info', `circuit breaker ${t.to}`, { ...labels, reason: t.reason });
+        },
+      });
+    } else {
+      this.breakers.reload(config.circuitBreaker);
+    }
+    if (!this.retryBudget || this.snapshot?.config.retry.budgetPercent !== config.retry.budgetPercent) {
+      this.retryBudget = new RetryBudget({ budgetPercent: config.retry.budgetPercent });
+    }
+    const deps: RouterDeps = {
+      config,
+      keys: this.keys,
+      transport: (provider) => this.transport(provider),
+      // The mock speaks OpenAI's wire format through its in-process transport.
+      adapter: (provider) => (provider.type === 'mock' ? openai : (adapterFor(provider.type) ?? openai)),
+      breakers: this.breakers,
+      cooldowns: this.cooldowns,
+      limiter: (provider) => limiters.get(provider),
+      retryBudget: this.retryBudget,
+      observer: {
+        attempt: (record) => {
+          metrics.attempts.inc({ provider: record.provider, model: record.model, result: record.outcome });
+          if (record.durationMs) metrics.attemptDuration.observe({ provider: record.provider, model: record.model, result: record.outcome }, record.durationMs / 1000);
+        },
+        drift: (provider, asked, answered) => {
+          metrics.drift.inc({ provider, pinned: asked, answered });
+          this.options.log('warn', 'model drift: the provider answered with another model than the pin', { provider, pinned: asked, answered });
+        },
+        malformedEvent: (provider) => metrics.malformedEvents.inc({ provider }),
+      },
+    };
+    this.snapshot = { config, hash: load.hash, deps };
+  }
+
+  limiterDepths(): { provider: string; depth: number }[] {
+    return [...this.limiters].map(([provider, limiter]) => ({ provider, depth: limiter.queueDepth() }));
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.http.close();
+  }
+}
