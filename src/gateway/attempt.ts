@@ -34,8 +34,6 @@ export type AttemptResult =
 
 type StopReason = 'first-token' | 'idle' | 'deadline' | 'client';
 
-const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'EHOSTUNREACH', 'ENETUNREACH']);
-
 function carriesOutput(chunk: ChatChunk): boolean {
   const delta = chunk.choices[0]?.delta;
   return Boolean(delta && ((typeof delta.content === 'string' && delta.content !== '') || delta.tool_calls?.length || typeof delta.refusal === 'string'));

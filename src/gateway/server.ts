@@ -104,17 +104,14 @@ export function createGatewayServer(options: ServerOptions): http.Server {
       throw new HttpError(400, `the prompt is about ${promptTokens} tokens, ${promptTokens - model.maxInputTokens} over model "${model.name}"'s limit of ${model.maxInputTokens}; shorten it`, 'invalid_request_error', 'context_length_exceeded', 'messages');
     }
     const stream = body.stream === true;
-    let result: RouteResult | undefined;
-    const headers = () => ({
-      ...(result && result.outcome !== 'client-gone' && 'provider' in result ? { 'x-llmroute-provider': result.provider } : {}),
-      'x-llmroute-attempts': String((result?.attempts ?? attemptsSoFar).filter((a) => !a.outcome.startsWith('skipped')).length),
-      'x-llmroute-fallback-depth': String(result?.depth ?? depthSoFar),
-    });
-    // The stream's headers go out with its first content, before the route result exists.
+    // A stream's headers go out with its first content, before the route's result exists.
     let attemptsSoFar: AttemptRecord[] = [];
     let depthSoFar = 0;
     let providerSoFar = '';
-    const sink = stream ? new StreamSink(response, { requestId, headers: () => ({ ...headers(), 'x-llmroute-provider': providerSoFar }) }, body.stream_options?.include_usage === true) : new JsonSink();
+    const served = (attempts: AttemptRecord[]) => String(attempts.filter((a) => !a.outcome.startsWith('skipped')).length);
+    const sink = stream
+      ? new StreamSink(response, { requestId, headers: () => ({ 'x-llmroute-provider': providerSoFar, 'x-llmroute-attempts': served(attemptsSoFar), 'x-llmroute-fallback-depth': String(depthSoFar) }) }, body.stream_options?.include_usage === true)
+      : new JsonSink();
     const tracking = {
       ...deps,
       observer: {
@@ -134,7 +131,12 @@ export function createGatewayServer(options: ServerOptions): http.Server {
       committed: () => sink.committed(),
       reset: () => sink.reset(),
     };
-    result = await route(tracking, model, body, writing, signal);
+    const result: RouteResult = await route(tracking, model, body, writing, signal);
+    const headers = () => ({
+      ...(result.outcome === 'success' ? { 'x-llmroute-provider': result.provider } : {}),
+      'x-llmroute-attempts': served(result.attempts),
+      'x-llmroute-fallback-depth': String(result.depth),
+    });
     const outcome = result.outcome === 'success' ? 'success' : result.outcome === 'client-gone' ? 'client_gone' : result.truncated ? 'truncated' : POLICIES[result.error.class].failover || POLICIES[result.error.class].retry ? (result.error.class === 'timeout' || result.error.class === 'stream_stall' ? 'timeout' : 'error') : 'rejected';
     metrics.requests.inc({ model: model.name, client, variant: 'baseline', outcome });
     metrics.requestDuration.observe({ model: model.name, variant: 'baseline' }, (Date.now() - started) / 1000);
