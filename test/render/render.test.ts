@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configHash } from '../../src/api/canonical-json.js';
@@ -168,6 +170,18 @@ describe('synth', () => {
       expect(await readFile(join(outdir, `${name}.k8s.yaml`), 'utf8')).toBe(await readFile(join(GOLDEN, `${name}.yaml`), 'utf8'));
     }
   });
+
+  it('`npx cdk8s synth` itself writes the goldens, offline, from LLMROUTE_ROUTES into --output', async () => {
+    const outdir = await mkdtemp(join(tmpdir(), 'llmroute-cdk8s-'));
+    await promisify(execFile)('npx', ['--no-install', 'cdk8s', 'synth', '--output', outdir, '--check-upgrade', 'false'], {
+      env: { ...process.env, LLMROUTE_ROUTES: 'examples', NODE_OPTIONS: '' },
+      timeout: 60_000,
+    });
+    expect((await readdir(outdir)).sort()).toEqual(['quickstart-dev.k8s.yaml', 'support-bot-production.k8s.yaml', 'support-bot-staging.k8s.yaml']);
+    for (const name of ['quickstart-dev', 'support-bot-production', 'support-bot-staging']) {
+      expect(await readFile(join(outdir, `${name}.k8s.yaml`), 'utf8')).toBe(await readFile(join(GOLDEN, `${name}.yaml`), 'utf8'));
+    }
+  }, 60_000);
 
   it('fails on an invalid route with the same lines as llmroute validate, writing nothing', async () => {
     const outdir = await mkdtemp(join(tmpdir(), 'llmroute-synth-'));
