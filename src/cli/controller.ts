@@ -3,7 +3,8 @@ import * as k8s from '@kubernetes/client-node';
 import { durationToMilliseconds, DURATION } from '../api/patterns.js';
 import { startController } from '../controller/controller.js';
 import { assertConfigured } from '../controller/kube-client.js';
-import { createLogger, LEVELS, type Level } from '../log.js';
+import { createLogger, type Level } from '../log.js';
+import { integerArg, levelArg, portArg } from './args.js';
 
 export const CONTROLLER_USAGE = `llmroute controller [--kubeconfig FILE] [--namespaces ns1,ns2] [--leader-elect=true|false]
                     [--leader-election-namespace NS] [--metrics-port 8080] [--health-port 8081]
@@ -13,12 +14,6 @@ const bool = (name: string, value: string) => {
   if (value === 'true' || value === '') return true;
   if (value === 'false') return false;
   throw new Error(`--${name} takes true or false, not "${value}"`);
-};
-
-const port = (name: string, value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`--${name} takes a port number, not "${value}"`);
-  return n;
 };
 
 /** `llmroute controller`: runs until SIGTERM or SIGINT, then stops reconciling, hands over the lease and exits. */
@@ -42,8 +37,10 @@ export async function controllerCommand(args: string[], err: NodeJS.WritableStre
       },
     }));
     if (!new RegExp(DURATION).test(values.resync)) throw new Error(`--resync takes a duration such as 5m, not "${values.resync}"`);
-    if (!LEVELS.includes(values['log-level'] as Level)) throw new Error(`--log-level takes one of ${LEVELS.join(', ')}`);
-    if (!/^[1-9][0-9]?$/.test(values.workers)) throw new Error(`--workers takes a number from 1 to 99, not "${values.workers}"`);
+    levelArg(values['log-level']);
+    integerArg('workers', values.workers, 1, 99);
+    portArg('metrics-port', values['metrics-port']);
+    portArg('health-port', values['health-port']);
   } catch (error) {
     err.write(`llmroute controller: ${(error as Error).message}\nusage: ${CONTROLLER_USAGE}\n`);
     return 2;
@@ -64,8 +61,8 @@ export async function controllerCommand(args: string[], err: NodeJS.WritableStre
       ...(values['gateway-image'] ? { gatewayImage: values['gateway-image'] } : {}),
       ...(values['prometheus-url'] ? { prometheusUrl: values['prometheus-url'] } : {}),
       ...(leaderElect ? { leaderElection: { namespace: leaseNamespace, name: 'llmroute-controller', ...(process.env.POD_NAME ? { identity: process.env.POD_NAME } : {}) } } : {}),
-      metricsPort: port('metrics-port', values['metrics-port']),
-      healthPort: port('health-port', values['health-port']),
+      metricsPort: portArg('metrics-port', values['metrics-port']),
+      healthPort: portArg('health-port', values['health-port']),
       log,
     });
     log('info', 'controller started', { namespaces: values.namespaces || 'all', leaderElect });

@@ -1,15 +1,11 @@
 import { parseArgs } from 'node:util';
 import { startGateway } from '../gateway/gateway.js';
-import { createLogger, LEVELS, type Level } from '../log.js';
+import { createLogger, type Level } from '../log.js';
+import { integerArg, levelArg } from './args.js';
 
 export const GATEWAY_USAGE = 'llmroute gateway --config FILE [--port N] [--metrics-port N] [--max-body-bytes N] [--drain-seconds N] [--log-level info] [--log-prompts]';
 
-const integer = (name: string, value: string | undefined, min: number, max: number): number | undefined => {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} takes a whole number from ${min} to ${max}, not "${value}"`);
-  return n;
-};
+const integer = (name: string, value: string | undefined, min: number, max: number): number | undefined => (value === undefined ? undefined : integerArg(name, value, min, max));
 
 /** Waits for SIGTERM or SIGINT, then drains. */
 export function untilSignal(): Promise<string> {
@@ -37,7 +33,7 @@ export async function gatewayCommand(args: string[], err: NodeJS.WritableStream)
       },
     }));
     if (!values.config) throw new Error('--config FILE is required (the compiled gateway config, e.g. /etc/llmroute/gateway.json)');
-    if (!LEVELS.includes(values['log-level'] as Level)) throw new Error(`--log-level takes one of ${LEVELS.join(', ')}`);
+    levelArg(values['log-level']);
     options = {
       port: integer('port', values.port, 0, 65535),
       metricsPort: integer('metrics-port', values['metrics-port'], 0, 65535),

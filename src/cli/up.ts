@@ -16,7 +16,8 @@ import { CONFIG_FILE_NAME, clientMounts, keyMounts } from '../api/mounts.js';
 import { needsKey } from '../api/rules.js';
 import type { LLMRoute } from '../api/schema.js';
 import { startGateway } from '../gateway/gateway.js';
-import { createLogger, LEVELS, type Level } from '../log.js';
+import { createLogger, type Level } from '../log.js';
+import { levelArg, portArg } from './args.js';
 import { untilSignal } from './gateway.js';
 
 export const UP_USAGE = 'llmroute up [-f ROUTE.yaml] [--env NAME] [--port 8080] [--metrics-port 9090] [--keys-dir DIR] [--log-level info]';
@@ -99,11 +100,9 @@ export async function upCommand(args: string[], out: NodeJS.WritableStream, err:
         'log-level': { type: 'string', default: 'info' },
       },
     }));
-    for (const name of ['port', 'metrics-port'] as const) {
-      const n = Number(values[name]);
-      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--${name} takes a port number, not "${values[name]}"`);
-    }
-    if (!LEVELS.includes(values['log-level'] as Level)) throw new Error(`--log-level takes one of ${LEVELS.join(', ')}`);
+    portArg('port', values.port);
+    portArg('metrics-port', values['metrics-port']);
+    levelArg(values['log-level']);
   } catch (error) {
     err.write(`llmroute up: ${(error as Error).message}\nusage: ${UP_USAGE}\n`);
     return 2;
