@@ -69,6 +69,10 @@ export async function attempt(options: AttemptOptions): Promise<AttemptResult> {
   let produced = false;
   let usage: Usage | undefined;
   let model: string | undefined;
+  // The provider gave the answer's finish reason: what may still come is usage and the terminator, not content.
+  let finished = false;
+  // Lines the parser had to drop are counted however the attempt ends, a complete answer included.
+  let parser: SseParser | undefined;
 
   const failed = (errorClass: ErrorClass, message: string, extra: Partial<UpstreamError> = {}): AttemptResult => ({
     kind: 'failed',
@@ -78,11 +82,14 @@ export async function attempt(options: AttemptOptions): Promise<AttemptResult> {
     durationMs: Date.now() - started,
     ...(usage ? { usage } : {}),
   });
+  const completed = (): AttemptResult => ({ kind: 'complete', ...(usage ? { usage } : {}), firstTokenMs: firstTokenMs ?? Date.now() - started, durationMs: Date.now() - started, ...(model ? { model } : {}) });
   const stoppedResult = (): AttemptResult => {
     switch (stopped) {
       case 'client':
         return { kind: 'client-gone', durationMs: Date.now() - started };
       case 'idle':
+        // Silence after the finish reason loses at most the usage: continuing a finished answer would add to it.
+        if (finished) return completed();
         return failed('stream_stall', `no new tokens from provider "${target.provider.name}" for ${options.idleMs / 1000}s`);
       case 'first-token':
         return failed('timeout', `provider "${target.provider.name}" sent no first token within ${Math.round(Math.min(options.firstTokenMs, options.deadline - started) / 100) / 10}s`);
@@ -118,7 +125,7 @@ export async function attempt(options: AttemptOptions): Promise<AttemptResult> {
       return { kind: 'failed', error, producedOutput: false, durationMs: Date.now() - started };
     }
 
-    const parser = new SseParser();
+    parser = new SseParser();
     const decoder = options.adapter.streamDecoder(target, options.request);
     const handle = (events: ReturnType<SseParser['push']>): AttemptResult | undefined => {
       for (const event of events) {
@@ -135,6 +142,7 @@ export async function attempt(options: AttemptOptions): Promise<AttemptResult> {
               if (chunk.usage) usage = chunk.usage;
               if (chunk.model) model = chunk.model;
               if (!carriesOutput(chunk) && !chunk.choices[0]?.finish_reason) continue;
+              if (chunk.choices[0]?.finish_reason) finished = true;
               if (carriesOutput(chunk)) {
                 if (firstTokenMs === undefined) firstTokenMs = Date.now() - started;
                 produced = true;
@@ -146,7 +154,7 @@ export async function attempt(options: AttemptOptions): Promise<AttemptResult> {
             break;
           case 'done':
             if (decoded.usage) usage = decoded.usage;
-            return { kind: 'complete', ...(usage ? { usage } : {}), firstTokenMs: firstTokenMs ?? Date.now() - started, durationMs: Date.now() - started, ...(model ? { model } : {}) };
+            return completed();
           case 'error': {
             const error = options.adapter.classify(decoded.status, { get: () => null }, decoded.body, target);
             return { kind: 'failed', error, producedOutput: produced, ...(firstTokenMs !== undefined ? { firstTokenMs } : {}), durationMs: Date.now() - started, ...(usage ? { usage } : {}) };
@@ -171,16 +179,18 @@ export async function attempt(options: AttemptOptions): Promise<AttemptResult> {
       const ending = decoder.end?.();
       if (ending?.kind === 'done') {
         if (ending.usage) usage = ending.usage;
-        return { kind: 'complete', ...(usage ? { usage } : {}), firstTokenMs: firstTokenMs ?? Date.now() - started, durationMs: Date.now() - started, ...(model ? { model } : {}) };
+        return completed();
       }
     } catch (error) {
       if (stopped) return stoppedResult();
+      if (finished) return completed();
       return failed(produced ? 'stream_cut' : 'connection_reset', `provider "${target.provider.name}" closed the connection mid-answer: ${errorCode(error) ?? (error as Error).message}`);
     }
     if (stopped) return stoppedResult();
-    for (let i = 0; i < parser.skipped; i++) options.onMalformed?.();
+    if (finished) return completed();
     return failed('stream_cut', `provider "${target.provider.name}" ended the stream without finishing the answer`);
   } finally {
+    for (let i = 0; i < (parser?.skipped ?? 0); i++) options.onMalformed?.();
     clearTimeout(deadlineTimer);
     clearTimeout(phaseTimer);
     options.clientSignal.removeEventListener('abort', onClientGone);

@@ -21,3 +21,19 @@ export function continuationRequest(request: ChatRequest, partial: string, prefi
 export function continuable(partialHasToolCalls: boolean): boolean {
   return !partialHasToolCalls;
 }
+
+/**
+ * Where a prefill continuation joins the partial answer. Anthropic refuses a prefill that ends in whitespace, so the
+ * adapter trims it and the model writes that whitespace again at the start of its continuation; the client already
+ * has it. The returned function, fed the continuation's content in order, drops that much leading whitespace once.
+ */
+export function prefillSeam(partial: string): (content: string) => string {
+  let owed = partial.length - partial.trimEnd().length;
+  return (content) => {
+    if (owed === 0 || content === '') return content;
+    const drop = Math.min(owed, content.length - content.trimStart().length);
+    // A chunk of whitespace only may be followed by more of it; anything else ends the seam.
+    owed = drop === content.length ? owed - drop : 0;
+    return content.slice(drop);
+  };
+}

@@ -76,8 +76,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       draining = true;
       const closed = new Promise<void>((resolve) => api.close(() => resolve()));
       api.closeIdleConnections();
+      // A keep-alive connection whose request finishes during the drain would otherwise stay open, and hold the
+      // drain, until its client lets it go: close connections as they fall idle.
+      const idle = setInterval(() => api.closeIdleConnections(), 25);
       const timer = setTimeout(() => api.closeAllConnections(), graceMs);
       await closed;
+      clearInterval(idle);
       clearTimeout(timer);
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       await runtime.close();

@@ -10,7 +10,7 @@ import { Accumulator, addUsage } from './accumulate.js';
 import { attempt, type AttemptResult } from './attempt.js';
 import { retryDelay } from './backoff.js';
 import type { BreakerRegistry } from './breaker.js';
-import { continuable, continuationRequest } from './continuation.js';
+import { continuable, continuationRequest, prefillSeam } from './continuation.js';
 import type { Cooldowns } from './cooldown.js';
 import { POLICIES, type ErrorClass, type UpstreamError } from './errors.js';
 import type { KeyStore } from './key-store.js';
@@ -53,8 +53,8 @@ export interface RouterObserver {
 
 /** Where the answer goes: a client stream, or an accumulator for a non-streaming client. */
 export interface Sink {
-  /** Content for the client; `provider` and `model` say who produced it. */
-  write(chunk: ChatChunk, provider: string, model: string): void;
+  /** Content for the client; `provider` and `model` say who produced it, `depth` which step of the chain it is. */
+  write(chunk: ChatChunk, provider: string, model: string, depth: number): void;
   /** Whether anything has reached the client (a stream's bytes cannot be taken back). */
   committed(): boolean;
   /** Forgets partial output that never reached the client, before another provider starts over. */
@@ -158,8 +158,10 @@ export async function route(deps: RouterDeps, model: CompiledModel, request: Cha
       }
       const target = { provider, model: step.model, key: keys[keyIndex] };
       const partial = sent.text();
-      const upstreamRequest = partial && sink.committed() ? continuationRequest(request, partial, adapter.supportsPrefill) : request;
-      if (partial && sink.committed()) continued = true;
+      const continuing = partial !== '' && sink.committed();
+      const upstreamRequest = continuing ? continuationRequest(request, partial, adapter.supportsPrefill) : request;
+      if (continuing) continued = true;
+      const seam = continuing && adapter.supportsPrefill ? prefillSeam(partial) : undefined;
       const result = await attempt({
         transport: deps.transport(provider),
         adapter,
@@ -169,9 +171,12 @@ export async function route(deps: RouterDeps, model: CompiledModel, request: Cha
         idleMs: model.timeouts.idleSeconds * 1000,
         deadline,
         clientSignal,
-        onChunk: (chunk) => {
+        onChunk: (received) => {
+          const content = received.choices[0]?.delta.content;
+          const joined = seam && typeof content === 'string' ? seam(content) : content;
+          const chunk = joined === content ? received : { ...received, choices: received.choices.map((choice, i) => (i === 0 ? { ...choice, delta: { ...choice.delta, content: joined } } : choice)) };
           sent.add(chunk);
-          sink.write(chunk, provider.name, chunk.model || step.model);
+          sink.write(chunk, provider.name, chunk.model || step.model, depth);
         },
         onMalformed: () => deps.observer.malformedEvent(provider.name),
       });

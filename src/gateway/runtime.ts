@@ -60,7 +60,16 @@ export class Runtime {
     if (!first.ok) throw new Error(first.problem);
     const runtime = new Runtime(options, first.config.route.environment);
     await runtime.apply(first);
-    runtime.timer = setInterval(() => void runtime.reload(), options.reloadIntervalMs ?? 2000);
+    let reloading = false;
+    runtime.timer = setInterval(() => {
+      // A reload slower than the interval must not overlap the next one: both would report the same change, and the
+      // one that read the files first could finish last and put the replaced key or config back.
+      if (reloading) return;
+      reloading = true;
+      void runtime.reload().finally(() => {
+        reloading = false;
+      });
+    }, options.reloadIntervalMs ?? 2000);
     runtime.timer.unref();
     return runtime;
   }

@@ -108,9 +108,10 @@ export function createGatewayServer(options: ServerOptions): http.Server {
     let attemptsSoFar: AttemptRecord[] = [];
     let depthSoFar = 0;
     let providerSoFar = '';
-    const served = (attempts: AttemptRecord[]) => String(attempts.filter((a) => !a.outcome.startsWith('skipped')).length);
+    const served = (attempts: AttemptRecord[], inProgress = 0) => String(attempts.filter((a) => !a.outcome.startsWith('skipped')).length + inProgress);
     const sink = stream
-      ? new StreamSink(response, { requestId, headers: () => ({ 'x-llmroute-provider': providerSoFar, 'x-llmroute-attempts': served(attemptsSoFar), 'x-llmroute-fallback-depth': String(depthSoFar) }) }, body.stream_options?.include_usage === true)
+      ? // The attempt whose first content commits the stream is not recorded until it ends: count it.
+        new StreamSink(response, { requestId, headers: () => ({ 'x-llmroute-provider': providerSoFar, 'x-llmroute-attempts': served(attemptsSoFar, 1), 'x-llmroute-fallback-depth': String(depthSoFar) }) }, body.stream_options?.include_usage === true)
       : new JsonSink();
     const tracking = {
       ...deps,
@@ -123,9 +124,10 @@ export function createGatewayServer(options: ServerOptions): http.Server {
       },
     };
     const writing = {
-      write: (chunk: Parameters<typeof sink.write>[0], provider: string, answered: string) => {
+      write: (chunk: Parameters<typeof sink.write>[0], provider: string, answered: string, depth: number) => {
         providerSoFar = provider;
-        depthSoFar = model.fallback.findIndex((s) => s.provider === provider);
+        // The router's step, not the provider's first step: a provider may appear twice (with another model).
+        depthSoFar = depth;
         sink.write(chunk, provider, answered);
       },
       committed: () => sink.committed(),
