@@ -46,7 +46,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics({ route: first.config.route.name, environment: first.config.route.environment });
   const runtime = await Runtime.start({ configPath: options.configPath, log: options.log, metrics, ...(options.reloadIntervalMs ? { reloadIntervalMs: options.reloadIntervalMs } : {}) });
   let draining = false;
-  const api = createGatewayServer({ runtime, metrics, log: options.log, maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024, ...(options.logPrompts ? { logPrompts: true } : {}) });
+  const api = createGatewayServer({ runtime, metrics, log: options.log, maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024, draining: () => draining, ...(options.logPrompts ? { logPrompts: true } : {}) });
   // Long streams are normal here: Node's default 5-minute request timeout would cut them.
   api.requestTimeout = 0;
   api.headersTimeout = 60_000;

@@ -24,6 +24,8 @@ export interface ServerOptions {
   maxBodyBytes: number;
   /** Log prompts in clear text: for debugging only, never in production. */
   logPrompts?: boolean;
+  /** True once shutdown began: readiness fails so Kubernetes stops routing here while streams finish. */
+  draining?: () => boolean;
 }
 
 class HttpError extends Error {
@@ -235,6 +237,7 @@ export function createGatewayServer(options: ServerOptions): http.Server {
       try {
         if (path === '/livez') return void response.writeHead(200).end('ok\n');
         if (path === '/readyz') {
+          if (options.draining?.()) return void response.writeHead(503, { 'content-type': 'text/plain' }).end('not ready: draining for shutdown\n');
           if (problems.length) return void response.writeHead(503, { 'content-type': 'text/plain' }).end(`not ready:\n${problems.join('\n')}\n`);
           return void response.writeHead(200).end('ok\n');
         }
