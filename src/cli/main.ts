@@ -1,5 +1,6 @@
 /** The `llmroute` command. Subcommands live one per file; this only dispatches. */
 import { CONTROLLER_USAGE, controllerCommand } from './controller.js';
+import { DRILL_USAGE, drillCommand } from './drill.js';
 import { GATEWAY_USAGE, gatewayCommand } from './gateway.js';
 import { RENDER_USAGE, renderCommand } from './render.js';
 import { UP_USAGE, upCommand } from './up.js';
@@ -13,6 +14,8 @@ commands:
                          ${RENDER_USAGE}
   up [-f ROUTE.yaml]     serve one environment of a route locally (default: the built-in quickstart, no keys needed)
                          ${UP_USAGE}
+  drill -f ROUTE.yaml    send one minimal request through every fallback step with every key; exits 1 if any would fail
+                         ${DRILL_USAGE}
   gateway --config FILE  run the gateway on a compiled config (what the rendered Deployment runs)
                          ${GATEWAY_USAGE}
   controller [flags]     run the operator: reconcile LLMRoutes into gateways per environment
@@ -29,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
       return renderCommand(rest, process.stdout, process.stderr);
     case 'up':
       return upCommand(rest, process.stdout, process.stderr);
+    case 'drill':
+      return drillCommand(rest, process.stdout, process.stderr);
     case 'gateway':
       return gatewayCommand(rest, process.stderr);
     case 'controller':

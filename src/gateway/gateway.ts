@@ -11,6 +11,14 @@ import { GatewayMetrics } from './metrics.js';
 import { Runtime } from './runtime.js';
 import { createGatewayServer } from './server.js';
 import { readConfig } from './config-source.js';
+import { readFile } from 'node:fs/promises';
+import type { GatewayConfig } from '../api/gateway-config.js';
+import { LedgerGate, replicaId, type BudgetGate } from './budget-gate.js';
+import type { OnThreshold } from './budget/ledger.js';
+import { MemoryLedger } from './budget/memory-ledger.js';
+import { connectBudgetRedis } from './budget/redis-client.js';
+import { RedisLedger } from './budget/redis-ledger.js';
+import { ResilientLedger } from './budget/resilient-ledger.js';
 
 export interface GatewayOptions {
   configPath: string;
@@ -33,6 +41,33 @@ export interface RunningGateway {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** One ledger per process: in memory, or shared through Redis when the route gives the gateway one. */
+async function budgetGate(config: GatewayConfig, current: () => GatewayConfig, metrics: GatewayMetrics, log: Logger): Promise<BudgetGate> {
+  const onThreshold: OnThreshold = (crossing) => {
+    metrics.budgetThreshold.inc({ scope: crossing.scope, window: crossing.window, fraction: String(crossing.fraction) });
+    log('warn', 'budget threshold crossed', { scope: crossing.scope, window: crossing.window, fraction: crossing.fraction, spentUSD: crossing.spentUSD, limitUSD: crossing.limitUSD });
+  };
+  if (!config.redis) return new LedgerGate(current, new MemoryLedger({ onThreshold }));
+  const url = (await readFile(config.redis.urlFile, 'utf8')).trim();
+  const redis = connectBudgetRedis(url, {}, (error) => log('warn', 'budget store (Redis) error', { error: error.message }));
+  const shared = new RedisLedger({ redis, route: config.route, onThreshold, replicaId: replicaId(), log });
+  shared.start();
+  const ledger = new ResilientLedger({
+    redis: shared,
+    onThreshold,
+    log,
+    onDegraded: (degraded) => {
+      metrics.budgetStoreDegraded.set(degraded ? 1 : 0);
+      log(degraded ? 'error' : 'info', degraded ? 'Redis unreachable: budgets enforced on this replica\'s local share' : 'Redis reachable again: budgets shared', {});
+    },
+  });
+  return new LedgerGate(current, ledger, async () => {
+    ledger.close();
+    await shared.close();
+    redis.disconnect();
+  });
+}
+
 function listen(server: http.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -46,7 +81,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics({ route: first.config.route.name, environment: first.config.route.environment });
   const runtime = await Runtime.start({ configPath: options.configPath, log: options.log, metrics, ...(options.reloadIntervalMs ? { reloadIntervalMs: options.reloadIntervalMs } : {}) });
   let draining = false;
-  const api = createGatewayServer({ runtime, metrics, log: options.log, maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024, draining: () => draining, ...(options.logPrompts ? { logPrompts: true } : {}) });
+  const budgets = await budgetGate(first.config, () => runtime.current().config, metrics, options.log);
+  const api = createGatewayServer({ runtime, metrics, log: options.log, maxBodyBytes: options.maxBodyBytes ?? 4 * 1024 * 1024, draining: () => draining, budgets, ...(options.logPrompts ? { logPrompts: true } : {}) });
   // Long streams are normal here: Node's default 5-minute request timeout would cut them.
   api.requestTimeout = 0;
   api.headersTimeout = 60_000;
@@ -84,6 +120,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       clearInterval(idle);
       clearTimeout(timer);
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      await budgets.close();
       await runtime.close();
     },
   };

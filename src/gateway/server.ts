@@ -4,17 +4,17 @@
  * errors. One structured log line per request: ids, model, provider, attempts, timings, tokens and a hash of the
  * prompt, never the prompt or a key.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { CompiledModel } from '../api/gateway-config.js';
 import type { Logger } from '../log.js';
-import { CLIENT_ERROR, openAIError, POLICIES, type UpstreamError } from './errors.js';
+import type { BudgetGate } from './budget-gate.js';
+import { clientError, handleChat, validChatRequest, type JsonAnswer } from './chat.js';
+import { Coalescer } from './coalesce.js';
+import { openAIError, POLICIES, type UpstreamError } from './errors.js';
+import { HttpError } from './http-error.js';
 import type { GatewayMetrics } from './metrics.js';
-import { route, type AttemptRecord, type RouteResult } from './router.js';
 import type { Runtime } from './runtime.js';
-import { JsonSink, StreamSink } from './sinks.js';
-import { estimatePromptTokens } from './tokens.js';
-import type { ChatRequest, EmbeddingsRequest } from './types.js';
+import type { EmbeddingsRequest } from './types.js';
 
 export interface ServerOptions {
   runtime: Runtime;
@@ -26,18 +26,8 @@ export interface ServerOptions {
   logPrompts?: boolean;
   /** True once shutdown began: readiness fails so Kubernetes stops routing here while streams finish. */
   draining?: () => boolean;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type = 'invalid_request_error',
-    readonly code: string | null = null,
-    readonly param: string | null = null,
-  ) {
-    super(message);
-  }
+  /** Budgets to admit requests against; none when neither the environment nor any client has one. */
+  budgets?: BudgetGate;
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -46,12 +36,12 @@ function sendJson(response: ServerResponse, status: number, body: unknown, heade
   response.end(text);
 }
 
-function sendError(response: ServerResponse, error: HttpError, requestId: string, headers: Record<string, string> = {}): void {
+function sendError(response: ServerResponse, error: HttpError, requestId: string): void {
   if (response.headersSent) {
     response.end();
     return;
   }
-  sendJson(response, error.status, openAIError(error.message, error.type, error.code, error.param), { 'x-request-id': requestId, ...headers });
+  sendJson(response, error.status, openAIError(error.message, error.type, error.code, error.param), { 'x-request-id': requestId, ...error.headers });
 }
 
 async function readBody(request: IncomingMessage, limit: number): Promise<unknown> {
@@ -71,118 +61,10 @@ async function readBody(request: IncomingMessage, limit: number): Promise<unknow
   }
 }
 
-function chatRequest(body: unknown): ChatRequest {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'request body must be a JSON object');
-  const request = body as ChatRequest;
-  if (typeof request.model !== 'string' || !request.model) throw new HttpError(400, 'you must provide a model parameter', 'invalid_request_error', null, 'model');
-  if (!Array.isArray(request.messages) || request.messages.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'invalid_request_error', null, 'messages');
-  for (const [i, message] of request.messages.entries()) {
-    if (!message || typeof message !== 'object' || typeof message.role !== 'string') throw new HttpError(400, `messages[${i}] must be an object with a role`, 'invalid_request_error', null, `messages[${i}]`);
-  }
-  return request;
-}
-
-function attemptSummary(attempts: AttemptRecord[]) {
-  return attempts.map((a) => ({ provider: a.provider, model: a.model, result: a.outcome, ms: a.durationMs }));
-}
-
-/** The status and body for a request whose every step failed, keeping the original reason. */
-function clientError(error: UpstreamError): HttpError {
-  const mapped = CLIENT_ERROR[error.class];
-  return new HttpError(mapped.status, error.message, mapped.type, error.code ?? error.class);
-}
-
 export function createGatewayServer(options: ServerOptions): http.Server {
   const { runtime, metrics, log } = options;
-
-  const handleChat = async (request: IncomingMessage, response: ServerResponse, requestId: string, client: string, signal: AbortSignal) => {
-    const started = Date.now();
-    const body = chatRequest(await readBody(request, options.maxBodyBytes));
-    const { config, deps } = runtime.current();
-    const model: CompiledModel | undefined = config.models.find((m) => m.name === body.model);
-    if (!model) throw new HttpError(404, `model "${body.model}" does not exist on this gateway; available: ${config.models.map((m) => m.name).join(', ')}`, 'invalid_request_error', 'model_not_found', 'model');
-    const promptTokens = estimatePromptTokens(body);
-    if (model.maxInputTokens !== undefined && promptTokens > model.maxInputTokens) {
-      throw new HttpError(400, `the prompt is about ${promptTokens} tokens, ${promptTokens - model.maxInputTokens} over model "${model.name}"'s limit of ${model.maxInputTokens}; shorten it`, 'invalid_request_error', 'context_length_exceeded', 'messages');
-    }
-    const stream = body.stream === true;
-    // A stream's headers go out with its first content, before the route's result exists.
-    let attemptsSoFar: AttemptRecord[] = [];
-    let depthSoFar = 0;
-    let providerSoFar = '';
-    const served = (attempts: AttemptRecord[], inProgress = 0) => String(attempts.filter((a) => !a.outcome.startsWith('skipped')).length + inProgress);
-    const sink = stream
-      ? // The attempt whose first content commits the stream is not recorded until it ends: count it.
-        new StreamSink(response, { requestId, headers: () => ({ 'x-llmroute-provider': providerSoFar, 'x-llmroute-attempts': served(attemptsSoFar, 1), 'x-llmroute-fallback-depth': String(depthSoFar) }) }, body.stream_options?.include_usage === true)
-      : new JsonSink();
-    const tracking = {
-      ...deps,
-      observer: {
-        ...deps.observer,
-        attempt: (record: AttemptRecord, attemptResult?: Parameters<typeof deps.observer.attempt>[1]) => {
-          attemptsSoFar = [...attemptsSoFar, record];
-          deps.observer.attempt(record, attemptResult);
-        },
-      },
-    };
-    const writing = {
-      write: (chunk: Parameters<typeof sink.write>[0], provider: string, answered: string, depth: number) => {
-        providerSoFar = provider;
-        // The router's step, not the provider's first step: a provider may appear twice (with another model).
-        depthSoFar = depth;
-        sink.write(chunk, provider, answered);
-      },
-      committed: () => sink.committed(),
-      reset: () => sink.reset(),
-    };
-    const result: RouteResult = await route(tracking, model, body, writing, signal);
-    const headers = () => ({
-      ...(result.outcome === 'success' ? { 'x-llmroute-provider': result.provider } : {}),
-      'x-llmroute-attempts': served(result.attempts),
-      'x-llmroute-fallback-depth': String(result.depth),
-    });
-    const outcome = result.outcome === 'success' ? 'success' : result.outcome === 'client-gone' ? 'client_gone' : result.truncated ? 'truncated' : POLICIES[result.error.class].failover || POLICIES[result.error.class].retry ? (result.error.class === 'timeout' || result.error.class === 'stream_stall' ? 'timeout' : 'error') : 'rejected';
-    metrics.requests.inc({ model: model.name, client, variant: 'baseline', outcome });
-    metrics.requestDuration.observe({ model: model.name, variant: 'baseline' }, (Date.now() - started) / 1000);
-    if (result.outcome === 'success') {
-      if (result.depth > 0) metrics.fallbacks.inc({ model: model.name, depth: String(result.depth) });
-      if (result.firstTokenMs !== undefined) metrics.timeToFirstToken.observe({ model: model.name, provider: result.provider }, result.firstTokenMs / 1000);
-      if (result.usage) {
-        metrics.tokens.inc({ model: model.name, provider: result.provider, client, direction: 'input' }, result.usage.prompt_tokens);
-        metrics.tokens.inc({ model: model.name, provider: result.provider, client, direction: 'output' }, result.usage.completion_tokens);
-        metrics.promptTokens.observe({ model: model.name }, result.usage.prompt_tokens);
-      }
-    }
-    if (stream) metrics.streams.inc({ model: model.name, ending: result.outcome === 'success' ? (result.continued ? 'continued' : 'complete') : result.outcome === 'client-gone' ? 'client_gone' : result.truncated ? 'truncated' : 'error' });
-
-    log(result.outcome === 'success' ? 'info' : 'warn', 'request', {
-      requestId,
-      client,
-      model: model.name,
-      stream,
-      outcome,
-      ...(result.outcome === 'success' ? { provider: result.provider, answeredModel: result.model, continued: result.continued } : {}),
-      ...(result.outcome === 'error' ? { errorClass: result.error.class, error: result.error.message } : {}),
-      attempts: attemptSummary(result.attempts),
-      latencyMs: Date.now() - started,
-      ...(result.outcome === 'success' && result.firstTokenMs !== undefined ? { timeToFirstTokenMs: result.firstTokenMs } : {}),
-      ...(result.outcome !== 'client-gone' && result.usage ? { promptTokens: result.usage.prompt_tokens, completionTokens: result.usage.completion_tokens } : { estimatedPromptTokens: promptTokens }),
-      promptHash: createHash('sha256').update(JSON.stringify(body.messages)).digest('hex').slice(0, 16),
-      ...(options.logPrompts ? { messages: body.messages } : {}),
-    });
-
-    if (result.outcome === 'client-gone') {
-      response.destroy();
-      return;
-    }
-    if (result.outcome === 'error') {
-      if (sink instanceof StreamSink && sink.committed()) sink.fail(result.error, result.error.class);
-      else sendError(response, clientError(result.error), requestId, { ...headers(), ...(result.error.retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(result.error.retryAfterMs / 1000)) } : {}) });
-      return;
-    }
-    if (sink instanceof StreamSink) sink.finish(result.usage);
-    else sendJson(response, 200, (sink as JsonSink).completion(requestId, result.model, result.usage), { 'x-request-id': requestId, ...headers() });
-  };
+  const coalescer = new Coalescer<JsonAnswer>();
+  const unpricedWarned = new Set<string>();
 
   const handleEmbeddings = async (request: IncomingMessage, response: ServerResponse, requestId: string) => {
     const body = (await readBody(request, options.maxBodyBytes)) as EmbeddingsRequest;
@@ -251,7 +133,10 @@ export function createGatewayServer(options: ServerOptions): http.Server {
         if (request.method !== 'POST') throw new HttpError(405, `${path} takes POST`, 'invalid_request_error', 'method_not_allowed');
         if (!auth.ok) throw new HttpError(401, auth.message, 'invalid_request_error', 'invalid_api_key');
         if (problems.length) throw new HttpError(503, `the gateway is not ready: ${problems.join('; ')}`, 'server_error', 'gateway_not_ready');
-        if (path === '/v1/chat/completions') await handleChat(request, response, requestId, auth.client, controller.signal);
+        if (path === '/v1/chat/completions') {
+          const body = validChatRequest(await readBody(request, options.maxBodyBytes));
+          await handleChat({ snapshot: runtime.current(), metrics, log, coalescer, budgets: options.budgets, logPrompts: options.logPrompts === true, unpricedWarned }, body, request, response, requestId, auth.client, controller.signal);
+        }
         else await handleEmbeddings(request, response, requestId);
       } catch (error) {
         if (error instanceof HttpError) sendError(response, error, requestId);

@@ -9,12 +9,6 @@ import { CLIENT_ERROR, openAIError, type UpstreamError } from './errors.js';
 import type { Sink } from './router.js';
 import type { ChatChunk, ChatCompletion, Usage } from './types.js';
 
-export interface ResponseMeta {
-  requestId: string;
-  /** Set on headers as the answer starts: who answered, after how many attempts, how deep in the chain. */
-  headers: () => Record<string, string>;
-}
-
 /** Rewrites a provider's chunk as the gateway's: one id and creation time for the whole answer. */
 function asGatewayChunk(chunk: ChatChunk, id: string, created: number, model: string): ChatChunk {
   return { ...chunk, id, created, model, object: 'chat.completion.chunk' };
@@ -24,12 +18,18 @@ export class StreamSink implements Sink {
   private started = false;
   private readonly created = Math.floor(Date.now() / 1000);
   private model = '';
+  /** Headers sent as the answer starts: who answered, after how many attempts, how deep in the chain. */
+  private headers: () => Record<string, string> = () => ({});
 
   constructor(
     private readonly response: ServerResponse,
-    private readonly meta: ResponseMeta,
+    private readonly requestId: string,
     private readonly includeUsage: boolean,
   ) {}
+
+  setHeaders(headers: () => Record<string, string>): void {
+    this.headers = headers;
+  }
 
   private commit(): void {
     if (this.started) return;
@@ -37,8 +37,8 @@ export class StreamSink implements Sink {
     this.response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      'x-request-id': this.meta.requestId,
-      ...this.meta.headers(),
+      'x-request-id': this.requestId,
+      ...this.headers(),
     });
     this.response.flushHeaders();
   }
@@ -48,7 +48,7 @@ export class StreamSink implements Sink {
     // The provider's own usage chunk is replaced by the gateway's total at the end.
     if (chunk.choices.length === 0) return;
     this.commit();
-    this.response.write(`data: ${JSON.stringify(asGatewayChunk({ ...chunk, usage: undefined }, this.meta.requestId, this.created, model))}\n\n`);
+    this.response.write(`data: ${JSON.stringify(asGatewayChunk({ ...chunk, usage: undefined }, this.requestId, this.created, model))}\n\n`);
   }
 
   committed(): boolean {
@@ -62,7 +62,7 @@ export class StreamSink implements Sink {
   finish(usage: Usage | undefined): void {
     this.commit();
     if (this.includeUsage && usage) {
-      this.response.write(`data: ${JSON.stringify({ id: this.meta.requestId, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage })}\n\n`);
+      this.response.write(`data: ${JSON.stringify({ id: this.requestId, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage })}\n\n`);
     }
     this.response.end('data: [DONE]\n\n');
   }
