@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { compileEnvironment, environmentOf } from '../api/compile.js';
-import { formatFinding, hasErrors, loadRoutes } from '../api/files.js';
+import { loadRouteEnvironment } from './route-environment.js';
 import type { CompiledProvider } from '../api/gateway-config.js';
 import { keyMounts, SECRETS_ROOT } from '../api/mounts.js';
 import { fingerprint } from '../api/names.js';
@@ -54,29 +54,6 @@ const MAX_RETRY_WAIT_MS = 5_000;
  * so the drill of a route with mocks is deterministic.
  */
 const MOCK_ROLL = () => 1 - 1e-9;
-
-interface Loaded {
-  route: LLMRoute;
-  environment: string;
-}
-
-async function loadRoute(file: string, env: string | undefined, err: NodeJS.WritableStream): Promise<Loaded | number> {
-  const loaded = await loadRoutes([file]);
-  for (const found of loaded.findings) err.write(`${formatFinding(found)}\n`);
-  if (hasErrors(loaded.findings)) return 1;
-  if (loaded.routes.length !== 1) {
-    err.write(`llmroute drill: ${file} must hold exactly one LLMRoute; it holds ${loaded.routes.length}\n`);
-    return 2;
-  }
-  const route = (loaded.routes[0] as (typeof loaded.routes)[number]).route;
-  const names = route.spec.environments.map((e) => e.name);
-  const environment = env ?? (names.length === 1 ? names[0] : undefined);
-  if (!environment || !names.includes(environment)) {
-    err.write(`llmroute drill: ${env ? `no environment "${env}"` : 'choose an environment with --env'}; "${route.metadata.name}" has ${names.join(', ')}\n`);
-    return 2;
-  }
-  return { route, environment };
-}
 
 /** Every key source of the environment: where it was looked for, and its value or why there is none. */
 async function readKeySources(route: LLMRoute, environment: string, keysDir: string | undefined): Promise<{ sources: KeySourceState[]; values: Map<string, string> }> {
@@ -209,7 +186,7 @@ export async function drillCommand(args: string[], out: NodeJS.WritableStream, e
     err.write(`llmroute drill: ${(error as Error).message}\nusage: ${DRILL_USAGE}\n`);
     return 2;
   }
-  const loaded = await loadRoute(values.file, values.env, err);
+  const loaded = await loadRouteEnvironment('drill', values.file, values.env, err);
   if (typeof loaded === 'number') return loaded;
   const { route, environment } = loaded;
   const keysDir = values['keys-dir'] ? resolve(values['keys-dir']) : undefined;

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatFinding, hasErrors, loadRoutes } from '../api/files.js';
 import { compileEnvironment, environmentOf } from '../api/compile.js';
 import { CONFIG_FILE_NAME, clientMounts, keyMounts } from '../api/mounts.js';
 import { needsKey } from '../api/rules.js';
@@ -18,6 +17,7 @@ import type { LLMRoute } from '../api/schema.js';
 import { startGateway } from '../gateway/gateway.js';
 import { createLogger, type Level } from '../log.js';
 import { levelArg, portArg } from './args.js';
+import { loadRouteEnvironment } from './route-environment.js';
 import { untilSignal } from './gateway.js';
 
 export const UP_USAGE = 'llmroute up [-f ROUTE.yaml] [--env NAME] [--port 8080] [--metrics-port 9090] [--keys-dir DIR] [--log-level info]';
@@ -108,20 +108,9 @@ export async function upCommand(args: string[], out: NodeJS.WritableStream, err:
     return 2;
   }
   const file = values.file ?? builtInQuickstart();
-  const loaded = await loadRoutes([file]);
-  for (const found of loaded.findings) err.write(`${formatFinding(found)}\n`);
-  if (hasErrors(loaded.findings)) return 1;
-  if (loaded.routes.length !== 1) {
-    err.write(`llmroute up: ${file} must hold exactly one LLMRoute; it holds ${loaded.routes.length}\n`);
-    return 2;
-  }
-  const route = (loaded.routes[0] as (typeof loaded.routes)[number]).route;
-  const names = route.spec.environments.map((e) => e.name);
-  const environment = values.env ?? (names.length === 1 ? names[0] : undefined);
-  if (!environment || !names.includes(environment)) {
-    err.write(`llmroute up: ${values.env ? `no environment "${values.env}"` : 'choose an environment with --env'}; "${route.metadata.name}" has ${names.join(', ')}\n`);
-    return 2;
-  }
+  const chosen = await loadRouteEnvironment('up', file, values.env, err);
+  if (typeof chosen === 'number') return chosen;
+  const { route, environment } = chosen;
 
   const work = await mkdtemp(join(tmpdir(), 'llmroute-up-'));
   await chmod(work, 0o700);
