@@ -10,7 +10,7 @@ import { ROUTE_LABEL, MANAGED_BY } from '../render/labels.js';
 import type { Logger } from '../log.js';
 import { KubeEventRecorder } from './events.js';
 import { startInformer, type Informer } from './informer.js';
-import { KubeClient } from './kube-client.js';
+import { KubeClient, isNotFound } from './kube-client.js';
 import { LeaderElector } from './leader-election.js';
 import { ControllerMetrics } from './metrics.js';
 import { staticPlanner, type EnvironmentPlanner } from './plan.js';
@@ -29,7 +29,16 @@ export interface ControllerOptions {
   resyncMs: number;
   gatewayImage?: string;
   prometheusUrl?: string;
-  leaderElection?: { namespace: string; name: string; identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  leaderElection?: {
+    namespace: string;
+    name: string;
+    identity?: string;
+    leaseDurationMs?: number;
+    renewDeadlineMs?: number;
+    retryPeriodMs?: number;
+    /** Whether `stop()` hands the lease over at once (default) or leaves it to expire, as a crash would. */
+    releaseOnStop?: boolean;
+  };
   metricsPort: number;
   healthPort: number;
   log: Logger;
@@ -87,23 +96,42 @@ export async function startController(options: ControllerOptions): Promise<Runni
     }),
   );
   const informers = [...routeInformers, ...ownedInformers];
-  const cachedRoute = (key: string): RouteObject | undefined => {
+  /**
+   * The route as the API server has it now, not as the cache does: the cache may not yet hold the status written by
+   * the previous reconcile (a moment ago, or by the previous leader), and transitions are computed against that status
+   * (KeyMissing/KeysResolved Events, rollout steps). A stale copy would report them twice. Undefined once deleted.
+   */
+  const currentRoute = async (key: string): Promise<RouteObject | undefined> => {
     const [namespace, name] = key.split('/') as [string, string];
-    for (const informer of routeInformers) {
-      const found = informer.get(namespace, name);
-      if (found) return found;
-    }
-    return undefined;
+    return client.get<RouteObject>(resourcePath(routeType, namespace, name)).catch((error: unknown) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    });
+  };
+
+  /** llmroute_controller_rollout_percent: one series per flag and environment of each route this term reconciled. */
+  const flagSeries = new Map<string, Set<string>>();
+  const publishFlags = (key: string, flags: NonNullable<Awaited<ReturnType<typeof reconcileRoute>>['flags']>) => {
+    const [namespace, route] = key.split('/') as [string, string];
+    const series = new Set(flags.map((f) => JSON.stringify({ namespace, route, environment: f.environment, flag: f.flag })));
+    for (const f of flags) metrics.rolloutPercent.set({ namespace, route, environment: f.environment, flag: f.flag }, f.percent);
+    for (const old of flagSeries.get(key) ?? []) if (!series.has(old)) metrics.rolloutPercent.remove(JSON.parse(old) as Record<string, string>);
+    if (series.size) flagSeries.set(key, series);
+    else flagSeries.delete(key);
   };
 
   const reconcile = async (key: string) => {
-    const route = cachedRoute(key);
+    const route = await currentRoute(key);
     // Deleted: garbage collection removes what it owned, through the owner references.
-    if (!route) return;
+    if (!route) {
+      publishFlags(key, []);
+      return;
+    }
     const end = metrics.reconcileDuration.startTimer();
     try {
       const result = await reconcileRoute({ client, events, planner, now: () => new Date(), log, ...(options.gatewayImage ? { image: options.gatewayImage } : {}) }, route);
       end({ outcome: result.outcome });
+      if (result.flags) publishFlags(key, result.flags);
       log('info', 'reconciled', { route: key, outcome: result.outcome, ...(result.requeueAfterMs ? { requeueAfterMs: result.requeueAfterMs } : {}) });
       return result.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
     } catch (error) {
@@ -129,6 +157,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     });
     clearInterval(depth);
     metrics.leader.set(0);
+    // Only the leader reports percentages: a replica that stopped leading would go on exporting stale ones.
+    metrics.rolloutPercent.reset();
+    flagSeries.clear();
     if (queue === termQueue) queue = undefined;
   };
 
@@ -137,32 +168,43 @@ export async function startController(options: ControllerOptions): Promise<Runni
   if (options.metricsPort !== options.healthPort) servers.push(await startServer(options.metricsPort, { live: () => true, ready: synced }, metrics.registry));
 
   let elector: LeaderElector | undefined;
+  let stopping = false;
   let standalone: AbortController | undefined;
   let leading: Promise<void> | undefined;
   if (options.leaderElection) {
-    elector = new LeaderElector({
-      kc: options.kc,
-      ...options.leaderElection,
-      identity: host,
-      releaseOnStop: true,
-      onStartedLeading: (signal) => lead(signal),
-      onStoppedLeading: () => log('info', 'stopped leading'),
-      log: (message, fields) => log('info', message, fields),
-    });
-    void elector.run();
+    const election = options.leaderElection;
+    // An elector leads at most once. A term that ends without stop() (the lease lost because the API server was out of
+    // reach for longer than the renew deadline, or taken over) is followed by a new campaign with a new elector, as a
+    // restarted pod would start one; otherwise this replica would stay up, healthy and never lead again. Nothing built
+    // while leading carries over: lead() makes a fresh queue per term and the caches are shared by every term, and a
+    // term's reconciles have finished before its elector's run() resolves.
+    leading = (async () => {
+      while (!stopping) {
+        elector = new LeaderElector({
+          kc: options.kc,
+          ...election,
+          identity: host,
+          releaseOnStop: election.releaseOnStop ?? true,
+          onStartedLeading: (signal) => lead(signal),
+          onStoppedLeading: () => log('info', 'stopped leading'),
+          log: (message, fields) => log('info', message, fields),
+        });
+        await elector.run();
+        if (!stopping) log('warn', 'lost the leader lease; campaigning again', { lease: election.name, identity: host });
+      }
+    })();
   } else {
     standalone = new AbortController();
     leading = lead(standalone.signal);
   }
 
   return {
-    isLeader: () => (elector ? elector.isLeader() : true),
+    isLeader: () => (options.leaderElection ? (elector?.isLeader() ?? false) : true),
     async stop() {
-      if (elector) await elector.stop();
-      if (standalone) {
-        standalone.abort();
-        await leading;
-      }
+      stopping = true;
+      await elector?.stop();
+      standalone?.abort();
+      await leading;
       await Promise.all(informers.map((i) => i.stop()));
       await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
       client.close();

@@ -8,8 +8,8 @@
  *   leading, which leaves it leaseDuration - renewDeadline to stop reconciling before another replica may take over;
  * - on a graceful stop it releases the lease, so the next leader takes over within a retryPeriod.
  *
- * An elector leads at most once: `run()` resolves when leadership ends. After losing the lease, exit the process
- * (as client-go users do) rather than campaign again with state built while leading.
+ * An elector leads at most once: `run()` resolves when leadership ends. To campaign again after losing the lease, use
+ * a new elector and nothing built while leading (controller.ts does so), or exit the process as client-go users do.
  */
 import * as k8s from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -29,6 +29,8 @@ export interface EnvironmentPlan {
   degraded: { message: string }[];
   /** Rollouts still stepping. */
   progressing: { message: string }[];
+  /** Rollouts held by an operator's `pause` (Progressing=Unknown when nothing else progresses). */
+  paused?: { message: string }[];
   requeueAfterMs?: number;
 }
 

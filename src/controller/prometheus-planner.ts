@@ -19,7 +19,7 @@ export class PrometheusPlanner implements EnvironmentPlanner {
   ) {}
 
   async plan(object: Parameters<EnvironmentPlanner['plan']>[0], route: LLMRoute, environment: Environment, previous: Parameters<EnvironmentPlanner['plan']>[3], now: Date): Promise<EnvironmentPlan> {
-    const plan: EnvironmentPlan = { percents: {}, flags: [], events: [], degraded: [], progressing: [] };
+    const plan: EnvironmentPlan = { percents: {}, flags: [], events: [], degraded: [], progressing: [], paused: [] };
     const namespace = object.metadata.namespace;
     const requeues: number[] = [];
     for (const flag of flagsIn(route, environment.name)) {
@@ -34,11 +34,13 @@ export class PrometheusPlanner implements EnvironmentPlanner {
       const result = decision as RolloutResult;
       plan.percents[flag.name] = result.status.percent;
       plan.flags.push(result.status);
-      if (result.event) plan.events.push({ type: result.event.type, reason: result.event.reason, message: `flag "${flag.name}", environment "${environment.name}": ${result.event.message}` });
+      // decideRollout's messages already start with `flag "<name>" in <environment>:`.
+      if (result.event) plan.events.push(result.event);
       if (result.requeueAfterMs !== undefined) requeues.push(result.requeueAfterMs);
       const contribution = result.condition;
-      if (contribution?.type === 'Degraded' && contribution.status === 'True') plan.degraded.push({ message: `flag "${flag.name}" in "${environment.name}": ${contribution.message}` });
-      if (contribution?.type === 'Progressing' && contribution.status === 'True') plan.progressing.push({ message: `flag "${flag.name}" in "${environment.name}": ${contribution.message}` });
+      if (contribution?.type === 'Degraded' && contribution.status === 'True') plan.degraded.push({ message: contribution.message });
+      if (contribution?.type === 'Progressing' && contribution.status === 'True') plan.progressing.push({ message: contribution.message });
+      if (contribution?.type === 'Progressing' && contribution.status === 'Unknown') plan.paused?.push({ message: contribution.message });
     }
     let spend: Spend | undefined;
     if (environment.budget) {

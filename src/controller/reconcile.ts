@@ -50,6 +50,8 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
   /** What happened, for logs and tests. */
   outcome: 'invalid' | 'applied' | 'held' | 'degraded';
+  /** Every flag's percentage per environment, as written to status; absent when the spec was invalid (nothing changed). */
+  flags?: { environment: string; flag: string; percent: number }[];
 }
 
 interface EnvironmentOutcome {
@@ -250,6 +252,7 @@ export async function reconcileRoute(ctx: ReconcileContext, object: RouteObject)
   const unavailable = outcomes.filter((o) => !o.status.ready).map((o) => o.status.name);
   const stepping = outcomes.filter((o) => o.applied && !o.rolledOut).map((o) => o.status.name);
   const flagProgress = outcomes.flatMap((o) => o.plan.progressing);
+  const flagPaused = outcomes.flatMap((o) => o.plan.paused ?? []);
   const conditions: ConditionInput[] = [
     { type: 'ConfigValid', status: 'True', reason: 'Valid', message: 'the spec passed validation' },
     missing.length
@@ -262,7 +265,9 @@ export async function reconcileRoute(ctx: ReconcileContext, object: RouteObject)
         : { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no failures' },
     stepping.length || flagProgress.length
       ? { type: 'Progressing', status: 'True', reason: stepping.length ? 'RollingOut' : 'RolloutStepping', message: [...stepping.map((e) => `environment "${e}": gateway pods are being replaced`), ...flagProgress.map((p) => p.message)].join('; ') }
-      : { type: 'Progressing', status: 'False', reason: 'Complete', message: 'nothing in progress' },
+      : flagPaused.length
+        ? { type: 'Progressing', status: 'Unknown', reason: 'RolloutPaused', message: flagPaused.map((p) => p.message).join('; ') }
+        : { type: 'Progressing', status: 'False', reason: 'Complete', message: 'nothing in progress' },
     unavailable.length
       ? { type: 'Available', status: 'False', reason: 'GatewayUnavailable', message: `gateway pods not (all) available in: ${unavailable.join(', ')}` }
       : { type: 'Available', status: 'True', reason: 'GatewaysAvailable', message: 'every environment has all its gateway pods available' },
@@ -284,6 +289,7 @@ export async function reconcileRoute(ctx: ReconcileContext, object: RouteObject)
   const waits = [...(missing.length ? [KEY_RETRY_MS] : []), ...outcomes.flatMap((o) => (o.plan.requeueAfterMs === undefined ? [] : [o.plan.requeueAfterMs]))];
   return {
     outcome: failures.length ? 'degraded' : missing.length ? 'held' : 'applied',
+    flags: outcomes.flatMap((o) => (o.status.flags ?? []).map((f) => ({ environment: o.status.name, flag: f.name, percent: f.percent }))),
     ...(waits.length ? { requeueAfterMs: Math.min(...waits) } : {}),
   };
 }
