@@ -56,12 +56,13 @@ export const WARNING_RULES: readonly string[] = ['auth-none-with-clients', 'auth
 
 /** Condition types the controller sets, each in one line. The schema's `status.conditions` description names them. */
 export const CONDITIONS: readonly { type: string; meaning: string }[] = [
-  { type: 'Ready', meaning: 'True when every environment serves the current spec; the summary the other conditions explain.' },
+  { type: 'Ready', meaning: 'True when the spec is valid, every key is present and every environment\'s objects are applied with nothing degraded; the summary the other conditions explain. Pods serving is `Available`.' },
   { type: 'ConfigValid', meaning: 'False when the spec fails validation (schema or cross-field rules); the message names the field and the rule.' },
   { type: 'KeysResolved', meaning: 'False when a key source cannot be read, e.g. a missing Secret or key, or an ExternalSecret that has not synced.' },
   { type: 'Progressing', meaning: 'True while a change rolls out: a new gateway config being deployed, or a flag rollout stepping.' },
-  { type: 'Degraded', meaning: 'True when an environment serves traffic but not as specified, e.g. with fewer ready replicas than requested.' },
-  { type: 'BudgetExceeded', meaning: 'True when a daily or monthly budget of an environment or client is used up; its `onExhausted` decides what callers get.' },
+  { type: 'Available', meaning: 'True when every environment has all its gateway pods available (reason `GatewayUnavailable` lists the environments that do not).' },
+  { type: 'Degraded', meaning: 'True when applying or pruning failed (`ApplyFailed`) or a flag rollout was aborted (`RolloutAborted`, with the measured numbers).' },
+  { type: 'BudgetExceeded', meaning: 'True when an environment\'s daily or monthly budget with `onExhausted: reject` is spent (measured from Prometheus); Unknown without a Prometheus URL.' },
 ];
 
 /** A minimal route: one hosted provider, one pinned model, one client, one environment. Tested to validate cleanly. */

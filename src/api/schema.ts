@@ -452,7 +452,7 @@ export const EnvironmentStatus = z.strictObject({
 export const LLMRouteStatus = z
   .strictObject({
     observedGeneration: z.int().min(0).optional().describe('The `metadata.generation` this status describes.'),
-    conditions: z.array(Condition).max(32).optional().describe('`Ready` summarises; also `ConfigValid`, `KeysResolved`, `Progressing`, `Degraded`, `BudgetExceeded`.'),
+    conditions: z.array(Condition).max(32).optional().describe('`Ready` summarises; also `ConfigValid`, `KeysResolved`, `Available`, `Progressing`, `Degraded`, `BudgetExceeded`.'),
     environments: z.array(EnvironmentStatus).max(LIMITS.environments).optional().describe('Per environment: gateway, keys, flags and spend.'),
   })
   .describe('Observed state, written by the controller.');

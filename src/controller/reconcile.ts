@@ -216,10 +216,14 @@ async function writeStatus(ctx: ReconcileContext, object: RouteObject, status: L
 function invalidStatus(object: RouteObject, message: string, now: string): LLMRouteStatus {
   const generation = object.metadata.generation ?? 0;
   const invalid: ConditionInput = { type: 'ConfigValid', status: 'False', reason: 'InvalidSpec', message };
+  // Every condition is set from the first reconcile on; what an invalid spec cannot say is Unknown.
+  const unknown = (['KeysResolved', 'Available', 'Progressing', 'Degraded', 'BudgetExceeded'] as const)
+    .filter((type) => !object.status?.conditions?.some((c) => c.type === type))
+    .map((type): ConditionInput => ({ type, status: 'Unknown', reason: 'InvalidSpec', message: 'not evaluated: the spec is invalid' }));
   return {
     ...object.status,
     observedGeneration: generation,
-    conditions: mergeConditions(object.status?.conditions, [readyCondition([invalid]), invalid], generation, now),
+    conditions: mergeConditions(object.status?.conditions, [readyCondition([invalid]), invalid, ...unknown], generation, now),
   };
 }
 

@@ -25,7 +25,7 @@ const APPLIED = ['get', 'list', 'watch', 'create', 'patch', 'delete'];
 /** Wherever LLMRoutes are reconciled: a ClusterRole, or a Role per watched namespace. */
 const RECONCILE_GRANTS: Grant[] = [
   ['llmroute.dev', 'llmroutes', ['get', 'list', 'watch']],
-  ['llmroute.dev', 'llmroutes/status', ['get', 'update', 'patch']],
+  ['llmroute.dev', 'llmroutes/status', ['patch']],
   ['llmroute.dev', 'llmroutes/finalizers', ['update']],
   ['', 'configmaps', APPLIED],
   ['', 'services', APPLIED],
@@ -37,8 +37,7 @@ const RECONCILE_GRANTS: Grant[] = [
   ['monitoring.coreos.com', 'servicemonitors', APPLIED],
   ['monitoring.coreos.com', 'prometheusrules', APPLIED],
   ['', 'secrets', ['get']],
-  ['', 'events', ['create', 'patch']],
-  ['events.k8s.io', 'events', ['create', 'patch']],
+  ['', 'events', ['create']],
 ];
 /** In the controller's own namespace only. */
 const LEADER_ELECTION_GRANTS: Grant[] = [['coordination.k8s.io', 'leases', ['get', 'create', 'update']]];

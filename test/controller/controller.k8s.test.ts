@@ -210,6 +210,25 @@ describe('llmroute controller on a real API server', () => {
     expect(await liveOwned()).toEqual((await rendered('staging')).map((o) => `${o.kind}/${o.metadata.name}`).sort());
   }, 60_000);
 
+  it('reports a spec the API server accepted but llmroute cannot serve, sets every condition, and applies nothing', async () => {
+    // Map keys are not checked by the CRD's schema, so this model name reaches the controller.
+    const doc = parse(example());
+    doc.metadata.name = 'invalid-prices';
+    doc.spec.prices = { 'not a model name!': { input: 1, output: 2 } };
+    await apply(stringify(doc));
+    const route = await waitFor(async () => {
+      const r = await getRoute('invalid-prices');
+      return r.status?.observedGeneration === r.metadata.generation ? r : undefined;
+    }, { message: 'status of the invalid route' });
+    expect(condition(route, 'ConfigValid')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(condition(route, 'ConfigValid')!.message).toContain('spec.prices');
+    expect(condition(route, 'Ready')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(route.status!.conditions!.map((c) => c.type).sort()).toEqual(['Available', 'BudgetExceeded', 'ConfigValid', 'Degraded', 'KeysResolved', 'Progressing', 'Ready']);
+    const { items } = await client.list(resourcePath(resourceByKind('ExternalSecret'), namespace), 'llmroute.dev/route=invalid-prices');
+    expect(items).toEqual([]);
+    await kubectlOk(['delete', 'llmroute', 'invalid-prices', '-n', namespace]);
+  }, 60_000);
+
   it('deleting the route garbage-collects everything it owned', async () => {
     await kubectlOk(['delete', 'llmroute', 'support-bot', '-n', namespace, '--wait=true']);
     await waitFor(async () => (await liveOwned()).length === 0, { timeoutMs: 60_000, message: 'owned objects collected' });

@@ -74,10 +74,10 @@ them to a table, so adding a verb is a deliberate change.
 - apiGroups: ["llmroute.dev"]
   resources: ["llmroutes"]
   verbs: ["get", "list", "watch"]
-# Write status (conditions, observedGeneration) only through the /status subresource.
+# Write status (conditions, observedGeneration) only through the /status subresource, as a merge patch.
 - apiGroups: ["llmroute.dev"]
   resources: ["llmroutes/status"]
-  verbs: ["get", "update", "patch"]
+  verbs: ["patch"]
 # Owner references with blockOwnerDeletion: true on the objects below require update on the owner's finalizers
 # (the OwnerReferencesPermissionEnforcement admission plugin checks it).
 - apiGroups: ["llmroute.dev"]
@@ -109,11 +109,8 @@ them to a table, so adding a verb is a deliberate change.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# Events on LLMRoutes (create; patch aggregates repeats into a count).
+# Events on LLMRoutes, recorded on transitions only, each as a new object.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
