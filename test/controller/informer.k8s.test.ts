@@ -7,31 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import * as net from 'node:net';
 import { startInformer, type Informer, type InformerEvent } from '../../src/controller/informer.js';
-
-function kubeConfig(): k8s.KubeConfig {
-  const path = process.env.LLMROUTE_TEST_KUBECONFIG;
-  if (!path) throw new Error('LLMROUTE_TEST_KUBECONFIG is not set: run this file in the k8s jest project');
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(path);
-  return kc;
-}
-
-/** The same credentials, another server address. */
-function withServer(kc: k8s.KubeConfig, server: string): k8s.KubeConfig {
-  const copy = new k8s.KubeConfig();
-  copy.loadFromOptions({ clusters: kc.clusters.map((cluster) => ({ ...cluster, server })), users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext });
-  return copy;
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+import { kubeConfig, pollUntil, withServer } from '../k8s/cluster.js';
 
 /** A TCP proxy to the API server (TLS passes through untouched). */
 async function startProxy(target: URL) {
@@ -127,15 +103,15 @@ describe('startInformer', () => {
 
       await createConfigMap('events-other', undefined);
       await createConfigMap('events-cm', 'events', { v: '1' });
-      await waitFor('add', () => seen('add', 'events-cm'));
+      await pollUntil('add', () => seen('add', 'events-cm'));
       await core.patchNamespacedConfigMap(
         { namespace, name: 'events-cm', body: { data: { v: '2' } } },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
-      await waitFor('update', () => seen('update', 'events-cm'));
+      await pollUntil('update', () => seen('update', 'events-cm'));
       expect(informer.get(namespace, 'events-cm')?.data).toEqual({ v: '2' });
       await core.deleteNamespacedConfigMap({ namespace, name: 'events-cm' });
-      await waitFor('delete', () => seen('delete', 'events-cm'));
+      await pollUntil('delete', () => seen('delete', 'events-cm'));
 
       // Watch events arrive in resourceVersion order, so the unlabelled one would have come before these.
       expect(events).toEqual([
@@ -158,11 +134,11 @@ describe('startInformer', () => {
     const { informer, events, seen } = configMapInformer('resync', { resyncMs: 300 });
     try {
       await informer.waitForSync();
-      await waitFor('resync of both', () => seen('resync', 'resync-a') && seen('resync', 'resync-b'));
+      await pollUntil('resync of both', () => seen('resync', 'resync-a') && seen('resync', 'resync-b'));
       await core.deleteNamespacedConfigMap({ namespace, name: 'resync-b' });
-      await waitFor('delete', () => seen('delete', 'resync-b'));
+      await pollUntil('delete', () => seen('delete', 'resync-b'));
       events.length = 0;
-      await waitFor('two more resyncs', () => events.filter((event) => event.type === 'resync').length >= 2);
+      await pollUntil('two more resyncs', () => events.filter((event) => event.type === 'resync').length >= 2);
       expect(new Set(events.map((event) => `${event.type} ${event.name}`))).toEqual(new Set(['resync resync-a']));
     } finally {
       await informer.stop();
@@ -179,27 +155,27 @@ describe('startInformer', () => {
     try {
       await createConfigMap('outage-before', 'outage');
       await informer.waitForSync();
-      await waitFor('initial add', () => seen('add', 'outage-before'));
+      await pollUntil('initial add', () => seen('add', 'outage-before'));
 
       proxy.cut();
       await createConfigMap('outage-during', 'outage');
-      await waitFor('four failed restarts', () => restartDelays().length >= 4);
+      await pollUntil('four failed restarts', () => restartDelays().length >= 4);
       expect(restartDelays().slice(0, 4)).toEqual([100, 200, 400, 400]);
       expect(seen('add', 'outage-during')).toBe(false);
 
       await proxy.resume();
-      await waitFor('the object created during the outage', () => seen('add', 'outage-during'));
-      await waitFor('restart logged', () => logs.some((log) => log.message === 'informer restarted'));
+      await pollUntil('the object created during the outage', () => seen('add', 'outage-during'));
+      await pollUntil('restart logged', () => logs.some((log) => log.message === 'informer restarted'));
       // The restart resumed from the last resourceVersion: nothing already cached was delivered again.
       expect(events.filter((event) => event.name === 'outage-before').map((event) => event.type)).toEqual(['add']);
 
       const before = restartDelays().length;
       proxy.cut();
-      await waitFor('a failed restart', () => restartDelays().length > before);
+      await pollUntil('a failed restart', () => restartDelays().length > before);
       expect(restartDelays()[before]).toBe(100);
       await proxy.resume();
       await createConfigMap('outage-after', 'outage');
-      await waitFor('an object created after the second outage', () => seen('add', 'outage-after'));
+      await pollUntil('an object created after the second outage', () => seen('add', 'outage-after'));
     } finally {
       await informer.stop();
       proxy.close();
@@ -212,7 +188,7 @@ describe('startInformer', () => {
     const { informer, logs } = configMapInformer('never', { kc: withServer(kc, proxy.url), restartBackoff: { baseMs: 50, maxMs: 50 } });
     try {
       const synced = informer.waitForSync();
-      await waitFor('three failed starts', () => logs.filter((log) => log.message === 'informer stopped; restarting').length >= 3);
+      await pollUntil('three failed starts', () => logs.filter((log) => log.message === 'informer stopped; restarting').length >= 3);
       expect(informer.hasSynced()).toBe(false);
       await informer.stop();
       expect(await synced).toBe(false);
@@ -232,7 +208,7 @@ describe('startInformer', () => {
     await createConfigMap('stopped-cm', 'stopped');
     const marker = configMapInformer('stopped');
     try {
-      await waitFor('a fresh informer to see it', () => marker.seen('add', 'stopped-cm'));
+      await pollUntil('a fresh informer to see it', () => marker.seen('add', 'stopped-cm'));
       expect(events).toEqual([]);
     } finally {
       await marker.informer.stop();
@@ -257,11 +233,11 @@ describe('startInformer', () => {
     try {
       await informer.waitForSync();
       failing = true;
-      await waitFor('a restart', () => logs.some((log) => log.message === 'informer stopped; restarting'), 40_000);
+      await pollUntil('a restart', () => logs.some((log) => log.message === 'informer stopped; restarting'), 40_000);
       expect(logs[0]?.fields?.error).toBe('Error: credentials unavailable');
       failing = false;
       await createConfigMap('quiet-after', 'quiet');
-      await waitFor('an object created once the credentials work', () => seen('add', 'quiet-after'));
+      await pollUntil('an object created once the credentials work', () => seen('add', 'quiet-after'));
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
@@ -277,7 +253,7 @@ describe('startInformer', () => {
     await createConfigMap('listing-after', 'listing');
     const marker = configMapInformer('listing');
     try {
-      await waitFor('a fresh informer to see it', () => marker.seen('add', 'listing-after'));
+      await pollUntil('a fresh informer to see it', () => marker.seen('add', 'listing-after'));
       expect(events).toEqual([]);
       // A watch opened after stop() would have put it into the (still readable) cache.
       expect(informer.list().map((cm) => cm.metadata?.name)).toEqual(['listing-before']);

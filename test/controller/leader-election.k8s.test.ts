@@ -6,31 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import * as net from 'node:net';
 import { LeaderElector, type LeaderElectorOptions } from '../../src/controller/leader-election.js';
-
-function kubeConfig(): k8s.KubeConfig {
-  const path = process.env.LLMROUTE_TEST_KUBECONFIG;
-  if (!path) throw new Error('LLMROUTE_TEST_KUBECONFIG is not set: run this file in the k8s jest project');
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(path);
-  return kc;
-}
-
-/** The same credentials, another server address. */
-function withServer(kc: k8s.KubeConfig, server: string): k8s.KubeConfig {
-  const copy = new k8s.KubeConfig();
-  copy.loadFromOptions({ clusters: kc.clusters.map((cluster) => ({ ...cluster, server })), users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext });
-  return copy;
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { kubeConfig, pollUntil, withServer } from '../k8s/cluster.js';
 
 /** A TCP proxy to the API server (TLS passes through) that can stop passing bytes, as a network partition does. */
 async function startProxy(target: URL) {
@@ -139,7 +115,7 @@ describe('LeaderElector', () => {
     try {
       const a = start('a', { finishMs: 300 });
       const b = start('b', { finishMs: 300 });
-      const first = await waitFor('a leader', () => (a.isLeader() ? 'a' : b.isLeader() ? 'b' : false));
+      const first = await pollUntil('a leader', () => (a.isLeader() ? 'a' : b.isLeader() ? 'b' : false));
       const [leader, other] = first === 'a' ? [a, b] : [b, a];
       const otherName = first === 'a' ? 'b' : 'a';
 
@@ -156,7 +132,7 @@ describe('LeaderElector', () => {
       const stopping = performance.now();
       await leader.stop();
       expect(leader.isLeader()).toBe(false);
-      await waitFor('the other to lead', () => other.isLeader());
+      await pollUntil('the other to lead', () => other.isLeader());
       expect(when(otherName, 'started')! - stopping).toBeLessThan(300 + TIMING.retryPeriodMs + 500);
       expect(when(otherName, 'started')!).toBeGreaterThan(when(first, 'finished')!);
       expect(timeline.map(({ who, what }) => `${who} ${what}`)).toEqual([
@@ -177,7 +153,7 @@ describe('LeaderElector', () => {
     const { start, when, mostLeadersAtOnce, stopAll } = replicas('expiry');
     try {
       const crashing = start('crashing', { releaseOnStop: false });
-      await waitFor('the first to lead', () => crashing.isLeader());
+      await pollUntil('the first to lead', () => crashing.isLeader());
       const successor = start('successor');
       await new Promise((resolve) => setTimeout(resolve, TIMING.leaseDurationMs));
       expect(successor.isLeader()).toBe(false);
@@ -185,7 +161,7 @@ describe('LeaderElector', () => {
       const crashed = performance.now();
       await crashing.stop();
       expect((await readLease('expiry')).spec?.holderIdentity).toBe('crashing');
-      await waitFor('the successor to lead', () => successor.isLeader());
+      await pollUntil('the successor to lead', () => successor.isLeader());
       const takeover = when('successor', 'started')! - crashed;
       // The last renewal was at most a retry period before the crash; the successor polls every retry period.
       expect(takeover).toBeGreaterThan(TIMING.leaseDurationMs - TIMING.retryPeriodMs - 100);
@@ -201,13 +177,13 @@ describe('LeaderElector', () => {
     const { start, when, stopAll } = replicas('partition');
     try {
       const partitioned = start('partitioned', { kc: withServer(kc, proxy.url) });
-      await waitFor('the first to lead', () => partitioned.isLeader());
+      await pollUntil('the first to lead', () => partitioned.isLeader());
       start('successor');
       await new Promise((resolve) => setTimeout(resolve, TIMING.leaseDurationMs));
 
       const cut = performance.now();
       proxy.partition(); // requests now hang: only the per-request deadline ends them
-      await waitFor('the successor to lead', () => when('successor', 'started'));
+      await pollUntil('the successor to lead', () => when('successor', 'started'));
       const stepDown = when('partitioned', 'aborted')! - cut;
       expect(stepDown).toBeLessThanOrEqual(TIMING.renewDeadlineMs + 200);
       expect(when('partitioned', 'stopped')!).toBeLessThan(when('successor', 'started')!);

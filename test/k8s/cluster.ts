@@ -188,3 +188,21 @@ export async function waitFor<T>(fn: () => T | Promise<T>, { timeoutMs = 30_000,
     await new Promise((done) => setTimeout(done, intervalMs));
   }
 }
+
+/** The same credentials, another server address (a proxy in front of the API server, say). */
+export function withServer(kc: k8s.KubeConfig, server: string): k8s.KubeConfig {
+  const copy = new k8s.KubeConfig();
+  copy.loadFromOptions({ clusters: kc.clusters.map((cluster) => ({ ...cluster, server })), users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext });
+  return copy;
+}
+
+/** Polls a synchronous check (state kept by the test itself) every `intervalMs` until it gives a value. */
+export async function pollUntil<T>(what: string, check: () => T | undefined | false, timeoutMs = 15_000, intervalMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
