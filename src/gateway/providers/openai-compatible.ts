@@ -5,9 +5,9 @@
  * (llama.cpp), top-level `{object: "error", ...}` (older vLLM) or an `error:` SSE line (llama.cpp), all of which the
  * shared error reading and SSE parser already understand. Keys are optional: most such servers have none.
  */
-import type { ChatChunk, ChatRequest, DecodedEvent, EmbeddingsRequest, HttpRequest, StreamDecoder, Target } from '../types.js';
+import type { ChatChunk, DecodedEvent, Target } from '../types.js';
 import type { ProviderAdapter } from './adapter.js';
-import { bearer, chatBody, classifyOpenAI, clientWantsUsage, joinURL, jsonPost, OpenAIStreamDecoder, parseOpenAIChat } from './openai.js';
+import { OpenAIStreamDecoder, openAIWireAdapter } from './openai.js';
 
 function baseURL(target: Target): string {
   const url = target.provider.baseURL;
@@ -35,15 +35,5 @@ export class CompatibleStreamDecoder extends OpenAIStreamDecoder {
   }
 }
 
-export const openAICompatible: ProviderAdapter = {
-  type: 'openai-compatible',
-  // Some servers continue a trailing assistant message (vLLM with continue_final_message), most do not by default.
-  supportsPrefill: false,
-  chatRequest: (request: ChatRequest, target: Target): HttpRequest =>
-    jsonPost(joinURL(baseURL(target), '/chat/completions'), bearer(target.key), chatBody(request, target.model)),
-  parseChat: parseOpenAIChat,
-  streamDecoder: (_target: Target, request: ChatRequest): StreamDecoder => new CompatibleStreamDecoder(clientWantsUsage(request)),
-  classify: classifyOpenAI,
-  embeddingsRequest: (request: EmbeddingsRequest, target: Target): HttpRequest =>
-    jsonPost(joinURL(baseURL(target), '/embeddings'), bearer(target.key), { ...request, model: target.model }),
-};
+// Prefill stays off: some servers continue a trailing assistant message (vLLM with continue_final_message), most do not.
+export const openAICompatible: ProviderAdapter = openAIWireAdapter('openai-compatible', baseURL, (wantsUsage) => new CompatibleStreamDecoder(wantsUsage));

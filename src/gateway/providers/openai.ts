@@ -240,18 +240,27 @@ export class OpenAIStreamDecoder implements StreamDecoder {
 // -------------------------------------------------------------------------------------------------------------
 // The adapter
 
-function baseURL(target: Target): string {
-  return target.provider.baseURL ?? OPENAI_BASE_URL;
+/** An adapter for anything that speaks OpenAI's wire format; only where it lives and how its streams end differ. */
+export function openAIWireAdapter(
+  type: 'openai' | 'openai-compatible',
+  baseURL: (target: Target) => string,
+  decoder: (wantsUsage: boolean) => StreamDecoder,
+): ProviderAdapter {
+  return {
+    type,
+    supportsPrefill: false,
+    chatRequest: (request: ChatRequest, target: Target): HttpRequest =>
+      jsonPost(joinURL(baseURL(target), '/chat/completions'), bearer(target.key), chatBody(request, target.model)),
+    parseChat: parseOpenAIChat,
+    streamDecoder: (_target: Target, request: ChatRequest): StreamDecoder => decoder(clientWantsUsage(request)),
+    classify: classifyOpenAI,
+    embeddingsRequest: (request: EmbeddingsRequest, target: Target): HttpRequest =>
+      jsonPost(joinURL(baseURL(target), '/embeddings'), bearer(target.key), { ...request, model: target.model }),
+  };
 }
 
-export const openai: ProviderAdapter = {
-  type: 'openai',
-  supportsPrefill: false,
-  chatRequest: (request: ChatRequest, target: Target): HttpRequest =>
-    jsonPost(joinURL(baseURL(target), '/chat/completions'), bearer(target.key), chatBody(request, target.model)),
-  parseChat: parseOpenAIChat,
-  streamDecoder: (_target: Target, request: ChatRequest): StreamDecoder => new OpenAIStreamDecoder(clientWantsUsage(request)),
-  classify: classifyOpenAI,
-  embeddingsRequest: (request: EmbeddingsRequest, target: Target): HttpRequest =>
-    jsonPost(joinURL(baseURL(target), '/embeddings'), bearer(target.key), { ...request, model: target.model }),
-};
+export const openai: ProviderAdapter = openAIWireAdapter(
+  'openai',
+  (target) => target.provider.baseURL ?? OPENAI_BASE_URL,
+  (wantsUsage) => new OpenAIStreamDecoder(wantsUsage),
+);
