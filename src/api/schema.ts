@@ -281,10 +281,13 @@ export const Flag = z
 export const Alerts = z
   .strictObject({
     labels: labelMap.optional().describe('Extra labels on the PrometheusRule (e.g. what your Prometheus rule selector matches).'),
-    errorRatio: z.number().gt(0).max(1).default(0.05).describe('Error ratio that pages, as a multi-window burn rate.'),
+    errorRatio: z.number().gt(0).max(1).default(0.05).describe('The error budget: the share of requests allowed to fail (1 − the SLO). Pages when errors burn it 14.4× too fast over 1h and 5m, or 6× over 6h and 30m (a multi-window burn rate).'),
     p99LatencySeconds: z.number().positive().max(3600).default(30).describe('p99 request duration that warns.'),
     p99TimeToFirstTokenSeconds: z.number().positive().max(3600).default(10).describe('p99 time to first token that warns.'),
     fallbackRatio: z.number().gt(0).max(1).default(0.1).describe('Share of requests served by a fallback that warns: the primary is quietly failing.'),
+    rateLimitedRatio: z.number().gt(0).max(1).default(0.1).describe('Share of a provider\'s attempts answered with a rate limit (429 `rate_limited`), sustained for 15 minutes, that warns.'),
+    streamStallRatio: z.number().gt(0).max(1).default(0.05).describe('Share of attempts at a provider and model that stall mid-stream (`stream_stall`), sustained for 10 minutes, that warns.'),
+    streamTruncatedRatio: z.number().gt(0).max(1).default(0.01).describe('Share of client streams that end truncated (with an error event instead of `[DONE]`), sustained for 10 minutes, that warns.'),
     runbookURL: z
       .string()
       .max(2048)
