@@ -18,7 +18,7 @@ import { priceOf } from './prices.js';
 
 export type Admission =
   | { ok: true; settle(actualUSD: number): Promise<void> }
-  | { ok: false; error: HttpError }
+  | { ok: false; error: HttpError; exceeded: Exceeded }
   | { ok: false; degradeTo: CompiledModel; exceeded: Exceeded };
 
 export interface AdmitRequest {
@@ -52,9 +52,15 @@ export function worstCase(config: GatewayConfig, model: CompiledModel, promptTok
   return costs.length ? Math.max(...costs) : 0;
 }
 
+/** Dollars and cents, or as many decimals as the amount needs (up to micro-dollars): a $0.005 budget is not "$0.01". */
+function dollars(usd: number): string {
+  const cents = usd.toFixed(2);
+  return Math.abs(Number(cents) - usd) < 1e-9 ? cents : String(Number(usd.toFixed(6)));
+}
+
 export function exhaustedMessage(exceeded: Exceeded): string {
   const whose = exceeded.scope === 'environment' ? 'the environment\'s' : `client "${exceeded.scope.slice('client:'.length)}"'s`;
-  return `budget exceeded: ${whose} ${exceeded.window} budget of $${exceeded.limitUSD.toFixed(2)} is spent ($${exceeded.spentUSD.toFixed(2)} used, $${exceeded.reservedUSD.toFixed(2)} reserved by requests in flight); it resets at ${new Date(exceeded.resetsAt).toISOString()}`;
+  return `budget exceeded: ${whose} ${exceeded.window} budget of $${dollars(exceeded.limitUSD)} is spent ($${dollars(exceeded.spentUSD)} used, $${dollars(exceeded.reservedUSD)} reserved by requests in flight); it resets at ${new Date(exceeded.resetsAt).toISOString()}`;
 }
 
 export class LedgerGate implements BudgetGate {
@@ -79,7 +85,9 @@ export class LedgerGate implements BudgetGate {
       if (cheaper && cheaper.name !== request.model.name) return { ok: false, degradeTo: cheaper, exceeded };
     }
     const retryAfter = String(Math.max(1, Math.ceil((exceeded.resetsAt - now) / 1000)));
-    return { ok: false, error: new HttpError(429, exhaustedMessage(exceeded), 'insufficient_quota', 'budget_exceeded', null, { 'retry-after': retryAfter }) };
+    // `x-should-retry: false`: the OpenAI SDKs retry a 429 on their own, and the Node SDK sleeps for the whole
+    // Retry-After first, hours until a daily budget resets, with the caller waiting on it.
+    return { ok: false, exceeded, error: new HttpError(429, exhaustedMessage(exceeded), 'insufficient_quota', 'budget_exceeded', null, { 'retry-after': retryAfter, 'x-should-retry': 'false' }) };
   }
 
   close(): Promise<void> {

@@ -101,7 +101,11 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
     let routed = model;
     let admitted = ctx.budgets ? await ctx.budgets.admit({ client, model, promptTokens, maxOutputTokens: maxOutputTokens(upstreamBody, model), now: new Date() }) : undefined;
     if (admitted && !admitted.ok) {
-      if (!('degradeTo' in admitted)) throw admitted.error;
+      if (!('degradeTo' in admitted)) {
+        ctx.metrics.budgetRejected.inc({ scope: admitted.exceeded.scope, window: admitted.exceeded.window });
+        ctx.log('warn', 'request', { requestId, client, model: model.name, stream: body.stream === true, outcome: 'budget_exceeded', budget: admitted.exceeded.scope, window: admitted.exceeded.window, error: admitted.error.message, latencyMs: Date.now() - started });
+        throw admitted.error;
+      }
       // `onExhausted: degrade`: keep serving, with the route's cheaper model, outside the spent budget.
       ctx.log('warn', 'budget exhausted; serving the cheaper model instead', { requestId, client, model: model.name, degradeTo: admitted.degradeTo.name, budget: admitted.exceeded.scope, window: admitted.exceeded.window });
       ctx.metrics.degraded.inc({ model: model.name, to: admitted.degradeTo.name });

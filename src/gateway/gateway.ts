@@ -6,6 +6,7 @@
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { GatewayMetrics } from './metrics.js';
 import { Runtime } from './runtime.js';
@@ -41,6 +42,27 @@ export interface RunningGateway {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** How long startup waits for the budget Redis: its client's connect time-out. */
+const REDIS_STARTUP_WAIT_MS = 2000;
+
+/** Resolves true once `redis` is ready, false on its first error or after `timeoutMs`. */
+function connected(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const onError = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.once('ready', onReady);
+    redis.once('error', onError);
+  });
+}
+
 /** One ledger per process: in memory, or shared through Redis when the route gives the gateway one. */
 async function budgetGate(config: GatewayConfig, current: () => GatewayConfig, metrics: GatewayMetrics, log: Logger): Promise<BudgetGate> {
   const onThreshold: OnThreshold = (crossing) => {
@@ -51,6 +73,12 @@ async function budgetGate(config: GatewayConfig, current: () => GatewayConfig, m
   const url = (await readFile(config.redis.urlFile, 'utf8')).trim();
   const redis = connectBudgetRedis(url, {}, (error) => log('warn', 'budget store (Redis) error', { error: error.message }));
   const shared = new RedisLedger({ redis, route: config.route, onThreshold, replicaId: replicaId(), log });
+  // The client fails commands fast while it is not connected (no offline queue). Serving before the connection is
+  // up would send the first requests to a local share of the whole budget (no heartbeat yet: 1 replica), and the
+  // lost first heartbeat would leave this replica uncounted by the others for a heartbeat period, so their shares
+  // would be too large. Connect and register before serving; a Redis out of reach at startup delays it at most 2 s.
+  if (await connected(redis, REDIS_STARTUP_WAIT_MS)) await shared.heartbeat(Date.now()).catch((error: unknown) => log('warn', 'budget heartbeat failed', { error: String(error) }));
+  else log('warn', 'Redis not reachable at startup: budgets start on this replica\'s local share', {});
   shared.start();
   const ledger = new ResilientLedger({
     redis: shared,

@@ -20,6 +20,8 @@ export interface KeyStoreOptions {
   environment: string;
   log: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
   onReload?: (provider: string, outcome: 'changed' | 'missing') => void;
+  /** A provider rejected a key; `fingerprint` identifies it without revealing it. */
+  onSetAside?: (provider: string, fingerprint: string) => void;
 }
 
 export class KeyStore {
@@ -78,6 +80,7 @@ export class KeyStore {
     const file = this.files.get(provider)?.find((f) => f.value === key);
     if (!file || file.setAside) return;
     file.setAside = reason;
+    this.options.onSetAside?.(provider, fingerprint(key));
     this.options.log('warn', 'key rejected by the provider; set aside until its file changes', { provider, file: file.path, fingerprint: fingerprint(key), reason });
   }
 

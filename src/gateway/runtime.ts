@@ -51,6 +51,7 @@ export class Runtime {
       environment,
       log: (level, message, fields) => options.log(level, message, fields),
       onReload: (provider, outcome) => options.metrics.keyReloads.inc({ provider, result: outcome }),
+      onSetAside: (provider, fingerprint) => options.metrics.keyFailures.inc({ provider, fingerprint }),
     });
   }
 

@@ -73,6 +73,7 @@ export const RULE_METRICS = {
   budgetStoreDegraded: 'llmroute_budget_store_degraded',
   budgetThreshold: 'llmroute_budget_threshold_crossed_total',
   budgetDegraded: 'llmroute_budget_degraded_requests_total',
+  budgetRejected: 'llmroute_budget_rejected_requests_total',
   rolloutPercent: 'llmroute_controller_rollout_percent',
 } as const;
 const M = RULE_METRICS;
@@ -334,8 +335,15 @@ export function alertRuleGroups(route: LLMRoute, environment: string, namespace:
       description: `A budget of ${where} with onExhausted: degrade is spent: in the last ${EVENT_WINDOW.budgetDegraded}, requests for model {{ $labels.model }} were served by the cheaper {{ $labels.to }} instead, until the budget resets.`,
     });
   }
-  // A budget with onExhausted: reject is seen spent only through its alertAt 1 crossing: rejected requests are not
-  // counted by any metric (docs/metrics.md, planned), and reservations usually stop spend just short of the limit.
+  if (budgets.some((b) => b.budget.onExhausted === 'reject')) {
+    add('LLMRouteBudgetExhausted', 'critical', {
+      expr: `sum by (${BY}, scope, window) (${recent(sel(M.budgetRejected), EVENT_WINDOW.budgetDegraded)}) > 0`,
+      labels: { signal: 'rejected' },
+      summary: `${name}: the {{ $labels.window }} budget of {{ $labels.scope }} is spent; requests are refused`,
+      description: `A budget with onExhausted: reject on ${where} is spent: in the last ${EVENT_WINDOW.budgetDegraded} the gateway answered 429 budget_exceeded to requests against the {{ $labels.window }} budget of {{ $labels.scope }}, until the window resets (UTC).`,
+    });
+  }
+  // Reservations usually stop spend just short of a limit, so an alertAt of 1 is rarely crossed; when it is, say so.
   if (budgets.some((b) => b.budget.alertAt.includes(1))) {
     add('LLMRouteBudgetExhausted', 'critical', {
       expr: `sum by (${BY}, scope, window) (${recent(sel(M.budgetThreshold, `fraction="${fractionLabel(1)}"`), EVENT_WINDOW.budgetThreshold)}) > 0`,

@@ -241,6 +241,8 @@ const CASES: Case[] = [
 
   // --- LLMRouteBudgetExhausted
   { alert: 'LLMRouteBudgetExhausted', title: "client web's budget is spent and requests are degraded", input: [gw('llmroute_budget_degraded_requests_total', { model: 'chat', to: 'chat-mini' }, '_x5 1 2 3 4 5 6 7 8 9 10')], at: '12m', fires: [{ labels: at('warning', { model: 'chat', to: 'chat-mini', signal: 'degraded_requests' }) }] },
+  { alert: 'LLMRouteBudgetExhausted', title: 'requests are refused with budget_exceeded', input: [gw('llmroute_budget_rejected_requests_total', { scope: 'client:web', window: 'daily' }, '_x5 1 2 3 4 5 6 7 8 9 10')], at: '12m', fires: [{ labels: at('critical', { scope: 'client:web', window: 'daily', signal: 'rejected' }) }] },
+  { alert: 'LLMRouteBudgetExhausted', title: 'no request refused for a budget', input: [gw('llmroute_budget_rejected_requests_total', { scope: 'client:web', window: 'daily' }, '0x20')], at: '15m', fires: [] },
   { alert: 'LLMRouteBudgetExhausted', title: 'the daily budget reaches its limit (alertAt 1)', input: [threshold('environment', 'daily', '1', '_x10 1x10')], at: '15m', fires: [{ labels: at('critical', { scope: 'environment', window: 'daily', signal: 'limit_reached' }) }] },
   { alert: 'LLMRouteBudgetExhausted', title: 'only 80% is crossed', input: [threshold('environment', 'daily', '0.8', '_x10 1x10')], at: '15m', fires: [] },
 

@@ -281,13 +281,13 @@ describe('alert rules', () => {
 
     const production = rulesOf(await supportBot(), 'production');
     expect(names(production)).toEqual(expect.arrayContaining(['LLMRouteBudgetStoreDegraded', 'LLMRouteBudgetThresholdReached', 'LLMRouteBudgetBurnRateHigh', 'LLMRouteRolloutAborted']));
-    // production's alertAt has 1: the limit-reached rule; no budget degrades: no degraded-requests rule.
-    expect(byName(production, 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['limit_reached']);
+    // production's budgets reject (the default) and its alertAt has 1; no budget degrades: no degraded-requests rule.
+    expect(byName(production, 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['rejected', 'limit_reached']);
     const staging = rulesOf(await supportBot(), 'staging');
     expect(names(staging)).not.toContain('LLMRouteBudgetStoreDegraded');
-    expect(names(staging)).not.toContain('LLMRouteBudgetExhausted');
+    expect(byName(staging, 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['rejected']);
     const degrading = await supportBot((r) => Object.assign(r.spec.clients![0]!.budget!, { onExhausted: 'degrade', degradeTo: 'chat' }));
-    expect(byName(rulesOf(degrading, 'staging'), 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['degraded_requests']);
+    expect(byName(rulesOf(degrading, 'staging'), 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['degraded_requests', 'rejected']);
     // A flag limited to other environments has no rollout here.
     const elsewhere = await supportBot((r) => (r.spec.flags![0]!.environments = ['staging']));
     expect(names(rulesOf(elsewhere, 'production'))).not.toContain('LLMRouteRolloutAborted');
@@ -433,6 +433,6 @@ describe('the PromQL helpers of these tests', () => {
       'llmroute_nope_total has no label provider',
       'grouping by fingerprint, which none of llmroute_nope_total has',
     ]);
-    expect(contractProblems('llmroute_key_failures_total', registered, documented)).toEqual(['llmroute_key_failures_total is only planned in docs/metrics.md']);
+    expect(contractProblems('llmroute_budget_spent_usd', registered, documented)).toEqual(['llmroute_budget_spent_usd is not registered by the gateway or the controller', 'llmroute_budget_spent_usd is only planned in docs/metrics.md']);
   });
 });
