@@ -16,6 +16,7 @@ import { startGateway, type RunningGateway } from '../../src/gateway/gateway.js'
 import { createLogger } from '../../src/log.js';
 
 type Spec = LLMRouteInput['spec'];
+type BudgetInput = NonNullable<Spec['environments'][number]['budget']>;
 
 export interface TestGatewayOptions {
   providers: Spec['providers'];
@@ -28,6 +29,15 @@ export interface TestGatewayOptions {
   clients?: Record<string, string>;
   reloadIntervalMs?: number;
   maxBodyBytes?: number;
+  /** `spec.prices`: per model snapshot, USD per million tokens. */
+  prices?: Spec['prices'];
+  flags?: Spec['flags'];
+  /** The environment's budget. */
+  budget?: BudgetInput;
+  /** Client name → its budget (the client must be in `clients`). */
+  clientBudgets?: Record<string, BudgetInput>;
+  /** `redis://…`: the environment gets `gateway.redis`, and the URL is written to the file the config points at. */
+  redisUrl?: string;
 }
 
 export interface TestGateway {
@@ -70,12 +80,18 @@ export function buildRoute(options: TestGatewayOptions): LLMRoute {
       models: options.models,
       ...(options.retry ? { retry: options.retry } : {}),
       ...(options.circuitBreaker ? { circuitBreaker: options.circuitBreaker } : {}),
+      ...(options.prices ? { prices: options.prices } : {}),
+      ...(options.flags ? { flags: options.flags } : {}),
       auth: clients.length > 0 ? 'tokens' : 'none',
-      ...(clients.length > 0 ? { clients: clients.map((name) => ({ name, tokenSecretRef: { name: `client-${name}`, key: 'token' } })) } : {}),
+      ...(clients.length > 0
+        ? { clients: clients.map((name) => ({ name, tokenSecretRef: { name: `client-${name}`, key: 'token' }, ...(options.clientBudgets?.[name] ? { budget: options.clientBudgets[name] } : {}) })) }
+        : {}),
       environments: [
         {
           name: 'test',
           keys: Object.fromEntries(Object.entries(options.keys ?? {}).map(([provider, values]) => [provider, values.map((_, i) => ({ secretRef: { name: `${provider}-key-${i}`, key: 'apiKey' } }))])),
+          ...(options.budget ? { budget: options.budget } : {}),
+          ...(options.redisUrl ? { gateway: { redis: { urlSecretRef: { name: 'redis', key: 'url' } } } } : {}),
         },
       ],
     },
@@ -94,6 +110,7 @@ export async function startTestGateway(options: TestGatewayOptions): Promise<Tes
     for (const [index, value] of values.entries()) await atomicWrite(keyFile(provider, index), value);
   }
   for (const client of config.clients) await atomicWrite(client.tokenFile, options.clients?.[client.name] ?? '');
+  if (config.redis && options.redisUrl) await atomicWrite(config.redis.urlFile, options.redisUrl);
   const configPath = join(root, 'gateway.json');
   await atomicWrite(configPath, JSON.stringify(config, null, 2));
 
