@@ -39,7 +39,7 @@ export function compileEnvironment(route: LLMRoute, environmentName: string, opt
     auth: spec.auth,
     clients: clientMounts(route, root).map((mount) => {
       const client = spec.clients?.find((c) => c.name === mount.client);
-      return { name: mount.client, tokenFile: mount.file, ...(client?.budget ? { budget: client.budget } : {}) };
+      return { name: mount.client, tokenFile: mount.file, ...(client?.budget ? { budget: client.budget } : {}), ...(client?.limits ? { limits: client.limits } : {}) };
     }),
     providers: spec.providers.map((provider) => ({
       ...provider,

@@ -42,6 +42,7 @@ export const CompiledModel = z.strictObject({
   allowFloating: z.boolean(),
   maxInputTokens: z.int().positive().optional(),
   maxOutputTokens: z.int().positive().optional(),
+  overMaxOutputTokens: z.enum(['clamp', 'reject']),
   timeouts: Timeouts,
   /** Every step names the model it sends: the step's own or the pin, never the client's alias. */
   fallback: z.array(FallbackStep.required()),
@@ -56,6 +57,7 @@ export const CompiledClient = z.strictObject({
   name: z.string(),
   tokenFile: filePath,
   budget: Budget.optional(),
+  limits: ProviderLimits.optional(),
 });
 
 export const GatewayConfig = z.strictObject({

@@ -174,6 +174,7 @@ export const Model = z
     name: modelName.describe('The name clients send as `model`, e.g. `chat`.'),
     ...modelTunables,
     allowFloating: z.boolean().default(false).describe('Accept floating aliases (undated names) for this model: its `pin`, its fallback `model`s and flag overrides of them. Validation then warns instead of failing.'),
+    overMaxOutputTokens: z.enum(['clamp', 'reject']).default('clamp').describe('A request whose `max_tokens` (or `max_completion_tokens`) exceeds `maxOutputTokens`: `clamp` lowers it to the cap, `reject` answers 400 saying by how much.'),
     timeouts: Timeouts.prefault({}),
   })
   .describe('A model as clients see it: a name mapped to a pinned snapshot and a fallback chain.');
@@ -229,6 +230,7 @@ export const Client = z
     name: label('a client name').describe('Caller name; labels metrics, logs and budgets.'),
     tokenSecretRef: SecretKeyRef.describe('Secret key holding the bearer token this client presents.'),
     budget: Budget.optional(),
+    limits: ProviderLimits.optional().describe('Requests and tokens per minute this client may send, per gateway replica. Requests over the limit wait in a bounded queue, then get 429 with Retry-After.'),
   })
   .describe('A caller of the gateway.');
 

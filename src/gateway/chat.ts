@@ -14,6 +14,7 @@ import { CLIENT_ERROR, openAIError, POLICIES, type UpstreamError } from './error
 import { applyFlags, FLAGS_HEADER, flagsHeader, selectFlags, USER_HEADER, variantLabel } from './flags.js';
 import type { GatewayMetrics } from './metrics.js';
 import { HttpError } from './http-error.js';
+import { LimiterError, type Limiter, type Reservation } from './limiter.js';
 import { route, type AttemptRecord, type RouteResult } from './router.js';
 import type { Snapshot } from './runtime.js';
 import { JsonSink, StreamSink } from './sinks.js';
@@ -29,6 +30,8 @@ export interface ChatContext {
   logPrompts: boolean;
   /** Models already warned about for having no price (warned once per process). */
   unpricedWarned: Set<string>;
+  /** The caller's own rate limit (`clients[].limits`), when it has one. */
+  clientLimiter?: Limiter | undefined;
 }
 
 export interface JsonAnswer {
@@ -54,12 +57,18 @@ export function clientError(error: UpstreamError): HttpError {
   return new HttpError(mapped.status, error.message, mapped.type, error.code ?? error.class, null, error.retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(error.retryAfterMs / 1000)) } : {});
 }
 
-/** `max_tokens` above the model's cap is clamped to it: the cap bounds cost, and a shorter answer beats a refusal. */
-function clampOutput(body: ChatRequest, model: CompiledModel): ChatRequest {
+/**
+ * Applies the model's `maxOutputTokens`, which bounds cost: a request without a limit gets the cap; one over it is
+ * clamped to it, or refused when the model says `overMaxOutputTokens: reject`.
+ */
+function capOutput(body: ChatRequest, model: CompiledModel): ChatRequest {
   const cap = model.maxOutputTokens;
   if (cap === undefined) return body;
   const field = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const asked = body[field];
+  if (asked !== undefined && asked > cap && model.overMaxOutputTokens === 'reject') {
+    throw new HttpError(400, `${field} is ${asked}, ${asked - cap} over model "${model.name}"'s limit of ${cap}; ask for at most ${cap}`, 'invalid_request_error', 'max_tokens_exceeded', field);
+  }
   return asked === undefined || asked > cap ? { ...body, [field]: cap } : body;
 }
 
@@ -95,7 +104,7 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
   if (model.maxInputTokens !== undefined && promptTokens > model.maxInputTokens) {
     throw new HttpError(400, `the prompt is about ${promptTokens} tokens, ${promptTokens - model.maxInputTokens} over model "${model.name}"'s limit of ${model.maxInputTokens}; shorten it`, 'invalid_request_error', 'context_length_exceeded', 'messages');
   }
-  const upstreamBody = clampOutput(body, model);
+  const upstreamBody = capOutput(body, model);
 
   const execute = async (sinkFor: () => StreamSink | JsonSink, runSignal: AbortSignal) => {
     let routed = model;
@@ -111,6 +120,17 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
       ctx.metrics.degraded.inc({ model: model.name, to: admitted.degradeTo.name });
       routed = admitted.degradeTo;
       admitted = undefined;
+    }
+    const estimate = promptTokens + maxOutputTokens(upstreamBody, routed);
+    let clientReservation: Reservation | undefined;
+    if (ctx.clientLimiter) {
+      try {
+        clientReservation = await ctx.clientLimiter.acquire({ tokens: estimate, signal: runSignal, deadlineMs: Date.now() + routed.timeouts.totalSeconds * 1000 });
+      } catch (error) {
+        if (admitted?.ok) await admitted.settle(0);
+        if (!(error instanceof LimiterError)) throw error;
+        throw new HttpError(429, `client "${client}" is over its rate limit (${error.message}); slow down`, 'rate_limit_error', 'rate_limit_exceeded', null, { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) });
+      }
     }
     const sink = sinkFor();
     const account = new RequestAccount(config.prices, promptTokens);
@@ -144,7 +164,8 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
       committed: () => sink.committed(),
       reset: () => sink.reset(),
     };
-    const result = await route(tracking, routed, clampOutput(upstreamBody, routed), writing, runSignal);
+    const result = await route(tracking, routed, capOutput(upstreamBody, routed), writing, runSignal);
+    if (clientReservation && ctx.clientLimiter) ctx.clientLimiter.settle(clientReservation, result.outcome !== 'client-gone' && result.usage ? result.usage.total_tokens : estimate);
     if (admitted?.ok) await admitted.settle(account.totalUSD());
     record(result, account, sink instanceof StreamSink);
     return { result, sink };

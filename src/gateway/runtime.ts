@@ -4,6 +4,8 @@
  * only when valid, so a bad ConfigMap never takes a serving gateway down. A request keeps the snapshot it started with.
  */
 import type { CompiledProvider, GatewayConfig } from '../api/gateway-config.js';
+import type { ProviderLimits } from '../api/schema.js';
+import type { z } from 'zod';
 import type { Logger } from '../log.js';
 import { ClientTokens } from './auth.js';
 import { BreakerRegistry, BREAKER_GAUGE } from './breaker.js';
@@ -18,6 +20,8 @@ import { MockTransport } from './providers/mock.js';
 import { RetryBudget } from './retry-budget.js';
 import type { RouterDeps } from './router.js';
 import { HttpTransport, type Transport } from './transport.js';
+
+type ProviderLimitsT = z.output<typeof ProviderLimits>;
 
 export interface Snapshot {
   config: GatewayConfig;
@@ -40,6 +44,7 @@ export class Runtime {
   private readonly http = new HttpTransport();
   private mocks = new Map<string, MockTransport>();
   private limiters = new Map<string, Limiter>();
+  private clientLimiters = new Map<string, Limiter>();
   private readonly cooldowns = new Cooldowns();
   private breakers: BreakerRegistry | undefined;
   private retryBudget: RetryBudget | undefined;
@@ -112,29 +117,37 @@ export class Runtime {
     return this.mocks.get(provider.name) as MockTransport;
   }
 
+  /** A limiter per entity with limits; unchanged limits keep their limiter, and with it the queue of waiting requests. */
+  private limitersFor(
+    entities: readonly { name: string; limits?: ProviderLimitsT | undefined }[],
+    previous: Map<string, Limiter>,
+    before: readonly { name: string; limits?: ProviderLimitsT | undefined }[] | undefined,
+    onWait: (name: string, waitedMs: number, outcome: string) => void,
+  ): Map<string, Limiter> {
+    const next = new Map<string, Limiter>();
+    for (const entity of entities) {
+      if (!entity.limits) continue;
+      const kept = previous.get(entity.name);
+      const same = kept && JSON.stringify(before?.find((e) => e.name === entity.name)?.limits) === JSON.stringify(entity.limits);
+      next.set(entity.name, same && kept ? kept : new Limiter({ limits: entity.limits, onWait: (waitedMs, outcome) => onWait(entity.name, waitedMs, outcome) }));
+    }
+    return next;
+  }
+
+  /** The limiter of a client with `limits`, or undefined. */
+  clientLimiter(client: string): Limiter | undefined {
+    return this.clientLimiters.get(client);
+  }
+
   private async apply(load: Extract<ConfigLoad, { ok: true }>): Promise<void> {
     const { config } = load;
     const { metrics } = this.options;
     await this.keys.load(config.providers);
     await this.clients.load(config);
     this.mocks = new Map(config.providers.filter((p) => p.type === 'mock').map((p) => [p.name, new MockTransport(p.name, p.mock ?? { latencyMs: 0, failureRatio: 0, failureKind: 'server-error' })]));
-    const limiters = new Map<string, Limiter>();
-    for (const provider of config.providers) {
-      if (!provider.limits) continue;
-      const previous = this.limiters.get(provider.name);
-      // Unchanged limits keep their limiter, and with it the queue of waiting requests.
-      const same = previous && JSON.stringify(this.snapshot?.config.providers.find((p) => p.name === provider.name)?.limits) === JSON.stringify(provider.limits);
-      limiters.set(
-        provider.name,
-        same && previous
-          ? previous
-          : new Limiter({
-              limits: provider.limits,
-              onWait: (waitedMs, outcome) => metrics.queueWait.observe({ provider: provider.name, outcome }, waitedMs / 1000),
-            }),
-      );
-    }
+    const limiters = this.limitersFor(config.providers, this.limiters, this.snapshot?.config.providers, (name, waitedMs, outcome) => metrics.queueWait.observe({ provider: name, outcome }, waitedMs / 1000));
     this.limiters = limiters;
+    this.clientLimiters = this.limitersFor(config.clients, this.clientLimiters, this.snapshot?.config.clients, () => undefined);
     if (!this.breakers) {
       this.breakers = new BreakerRegistry(config.circuitBreaker, {
         onTransition: (t) => {

@@ -135,7 +135,7 @@ export function createGatewayServer(options: ServerOptions): http.Server {
         if (problems.length) throw new HttpError(503, `the gateway is not ready: ${problems.join('; ')}`, 'server_error', 'gateway_not_ready');
         if (path === '/v1/chat/completions') {
           const body = validChatRequest(await readBody(request, options.maxBodyBytes));
-          await handleChat({ snapshot: runtime.current(), metrics, log, coalescer, budgets: options.budgets, logPrompts: options.logPrompts === true, unpricedWarned }, body, request, response, requestId, auth.client, controller.signal);
+          await handleChat({ snapshot: runtime.current(), metrics, log, coalescer, budgets: options.budgets, logPrompts: options.logPrompts === true, unpricedWarned, clientLimiter: runtime.clientLimiter(auth.client) }, body, request, response, requestId, auth.client, controller.signal);
         }
         else await handleEmbeddings(request, response, requestId);
       } catch (error) {

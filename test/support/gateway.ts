@@ -36,6 +36,8 @@ export interface TestGatewayOptions {
   budget?: BudgetInput;
   /** Client name → its budget (the client must be in `clients`). */
   clientBudgets?: Record<string, BudgetInput>;
+  /** Client name → its rate limits (the client must be in `clients`). */
+  clientLimits?: Record<string, { requestsPerMinute?: number; tokensPerMinute?: number }>;
   /** `redis://…`: the environment gets `gateway.redis`, and the URL is written to the file the config points at. */
   redisUrl?: string;
 }
@@ -84,7 +86,7 @@ export function buildRoute(options: TestGatewayOptions): LLMRoute {
       ...(options.flags ? { flags: options.flags } : {}),
       auth: clients.length > 0 ? 'tokens' : 'none',
       ...(clients.length > 0
-        ? { clients: clients.map((name) => ({ name, tokenSecretRef: { name: `client-${name}`, key: 'token' }, ...(options.clientBudgets?.[name] ? { budget: options.clientBudgets[name] } : {}) })) }
+        ? { clients: clients.map((name) => ({ name, tokenSecretRef: { name: `client-${name}`, key: 'token' }, ...(options.clientBudgets?.[name] ? { budget: options.clientBudgets[name] } : {}), ...(options.clientLimits?.[name] ? { limits: options.clientLimits[name] } : {}) })) }
         : {}),
       environments: [
         {
