@@ -1,13 +1,17 @@
 /**
  * The Grafana dashboard of a gateway environment, built here and written to dashboards/llmroute-gateway.json (the
- * golden test in test/render/alerts.test.ts keeps the two equal). It uses only metrics of docs/metrics.md, selects an
+ * golden test in test/render/alerts.test.ts keeps the two equal), and rendered per route environment into a ConfigMap
+ * for the Grafana sidecar (src/render/llmroute.ts) with its variables defaulted to that environment. It uses only metrics of docs/metrics.md, selects an
  * environment with the `namespace`, `route` and `environment` variables (the gateway's default labels and the
  * scrape's namespace), and reads from the data source chosen in `datasource`.
  */
+import { createHash } from 'node:crypto';
 import { ERROR_OUTCOMES } from '../api/metric-names.js';
 
 export const DASHBOARD_UID = 'llmroute-gateway';
 export const DASHBOARD_FILE = 'dashboards/llmroute-gateway.json';
+/** The Grafana sidecar (kiwigrid k8s-sidecar, as the Grafana Helm chart configures it) loads ConfigMaps with this label. */
+export const GRAFANA_DASHBOARD_LABEL = { grafana_dashboard: '1' } as const;
 
 interface Target {
   expr: string;
@@ -142,7 +146,7 @@ function panel(spec: PanelSpec, id: number, x: number, y: number): Record<string
   };
 }
 
-const queryVariable = (name: string, label: string, query: string) => ({
+const queryVariable = (name: string, label: string, query: string, value?: string) => ({
   name,
   label,
   type: 'query',
@@ -155,12 +159,38 @@ const queryVariable = (name: string, label: string, query: string) => ({
   multi: false,
   hide: 0,
   regex: '',
-  current: {},
-  options: [],
+  // A default: Grafana still lists the other values, so one dashboard can look at another environment.
+  current: value === undefined ? {} : { selected: true, text: value, value },
+  options: value === undefined ? [] : [{ selected: true, text: value, value }],
 });
 
-/** The dashboard, as Grafana's JSON model (schemaVersion 39). */
-export function gatewayDashboard(): Record<string, unknown> {
+/** What a dashboard rendered for one route environment opens on. */
+export interface DashboardDefaults {
+  route: string;
+  environment: string;
+  /** Where the gateway runs; without one, the namespace variable keeps Grafana's default (the first value). */
+  namespace?: string;
+}
+
+/** Grafana's limit on a dashboard uid. */
+const MAX_UID = 40;
+
+/** The uid of an environment's dashboard: `llmroute-<route>-<environment>`, shortened with a hash when too long. */
+export function environmentDashboardUid(route: string, environment: string): string {
+  const uid = `llmroute-${route}-${environment}`;
+  if (uid.length <= MAX_UID) return uid;
+  const hash = createHash('sha256').update(uid).digest('hex').slice(0, 8);
+  return `${uid.slice(0, MAX_UID - hash.length - 1)}-${hash}`;
+}
+
+/** The file name of an environment's dashboard in its ConfigMap (the Grafana sidecar writes it under that name). */
+export const environmentDashboardFile = (route: string, environment: string): string => `llmroute-${route}-${environment}.json`;
+
+/**
+ * The dashboard, as Grafana's JSON model (schemaVersion 39). Without defaults, the generic one of
+ * dashboards/llmroute-gateway.json; with them, one environment's, its variables set to that route and environment.
+ */
+export function gatewayDashboard(defaults?: DashboardDefaults): Record<string, unknown> {
   const panels: Record<string, unknown>[] = [];
   let id = 1;
   let y = 0;
@@ -180,8 +210,8 @@ export function gatewayDashboard(): Record<string, unknown> {
     y += 8;
   }
   return {
-    uid: DASHBOARD_UID,
-    title: 'llmroute gateway',
+    uid: defaults ? environmentDashboardUid(defaults.route, defaults.environment) : DASHBOARD_UID,
+    title: defaults ? `llmroute gateway: ${defaults.route} ${defaults.environment}` : 'llmroute gateway',
     description: 'One llmroute gateway environment: traffic, errors by class, latency and time to first token, tokens and cost, budgets, breakers, fallbacks, flag variants against the baseline, streams. Metrics: docs/metrics.md; alerts: docs/runbooks.md.',
     tags: ['llmroute', 'llm'],
     editable: true,
@@ -196,9 +226,9 @@ export function gatewayDashboard(): Record<string, unknown> {
     templating: {
       list: [
         { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', refresh: 1, hide: 0, regex: '', includeAll: false, multi: false, current: {}, options: [] },
-        queryVariable('namespace', 'Namespace', 'label_values(llmroute_gateway_ready, namespace)'),
-        queryVariable('route', 'Route', 'label_values(llmroute_gateway_ready{namespace=~"$namespace"}, route)'),
-        queryVariable('environment', 'Environment', 'label_values(llmroute_gateway_ready{namespace=~"$namespace", route="$route"}, environment)'),
+        queryVariable('namespace', 'Namespace', 'label_values(llmroute_gateway_ready, namespace)', defaults?.namespace),
+        queryVariable('route', 'Route', 'label_values(llmroute_gateway_ready{namespace=~"$namespace"}, route)', defaults?.route),
+        queryVariable('environment', 'Environment', 'label_values(llmroute_gateway_ready{namespace=~"$namespace", route="$route"}, environment)', defaults?.environment),
       ],
     },
     panels,
@@ -206,6 +236,6 @@ export function gatewayDashboard(): Record<string, unknown> {
 }
 
 /** The file's content: the dashboard as indented JSON with a final newline. */
-export function gatewayDashboardJson(): string {
-  return `${JSON.stringify(gatewayDashboard(), null, 2)}\n`;
+export function gatewayDashboardJson(defaults?: DashboardDefaults): string {
+  return `${JSON.stringify(gatewayDashboard(defaults), null, 2)}\n`;
 }

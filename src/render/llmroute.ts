@@ -10,6 +10,7 @@ import { API_PORT, compileEnvironment, environmentOf, METRICS_PORT } from '../ap
 import { CONFIG_FILE_NAME, clientMounts, keyMounts, redisMount } from '../api/mounts.js';
 import type { LLMRoute } from '../api/schema.js';
 import { DEFAULT_IMAGE } from '../version.js';
+import { GRAFANA_DASHBOARD_LABEL, environmentDashboardFile, gatewayDashboardJson } from './dashboards.js';
 import { ExternalSecrets } from './external-secrets.js';
 import { GatewayDeployment } from './gateway-deployment.js';
 import { commonLabels, instanceName, selectorLabels } from './labels.js';
@@ -87,6 +88,17 @@ export class LlmRoute extends Chart {
     });
     new GatewayNetworkPolicy(this, 'network-policy', { route, environment: environment.name, namespace });
     new Monitoring(this, 'monitoring', { route, environment: environment.name, namespace });
+    // The environment's Grafana dashboard, for the Grafana sidecar (label grafana_dashboard: "1").
+    new kplus.ConfigMap(this, 'dashboard', {
+      metadata: { name: `${name}-dashboard`, namespace, labels: { ...commonLabels(route, environment.name, 'dashboard'), ...GRAFANA_DASHBOARD_LABEL } },
+      data: {
+        [environmentDashboardFile(route.metadata.name, environment.name)]: gatewayDashboardJson({
+          route: route.metadata.name,
+          environment: environment.name,
+          ...(namespace ? { namespace } : {}),
+        }),
+      },
+    });
 
     if (props.owner) {
       const owner = { ...props.owner, controller: true, blockOwnerDeletion: true };

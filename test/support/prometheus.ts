@@ -19,7 +19,7 @@ export interface PrometheusServer {
 export interface ScrapeTarget {
   /** `host:port` serving /metrics. */
   address: string;
-  /** Target labels, as service discovery would add them (e.g. `namespace`). */
+  /** Target labels, as service discovery would add them (e.g. `namespace`; a `job` here replaces the job name). */
   labels?: Record<string, string>;
 }
 
@@ -40,15 +40,23 @@ export function findPrometheus(): string {
   throw new Error(INSTALL_HINT);
 }
 
-export async function startPrometheus(targets: ScrapeTarget[]): Promise<PrometheusServer> {
+export interface PrometheusOptions {
+  /** Rule groups (`{ groups: [...] }` as a rule file holds them), written to a rule file Prometheus loads. */
+  rules?: { groups: unknown[] };
+}
+
+export async function startPrometheus(targets: ScrapeTarget[], options: PrometheusOptions = {}): Promise<PrometheusServer> {
   const binary = findPrometheus();
   const dir = mkdtempSync(join(tmpdir(), 'llmroute-prometheus-'));
   const config = join(dir, 'prometheus.yml');
+  const ruleFile = join(dir, 'rules.yml');
+  if (options.rules) writeFileSync(ruleFile, JSON.stringify(options.rules));
   // JSON is YAML; no YAML writer needed for a config this small.
   writeFileSync(
     config,
     JSON.stringify({
       global: { scrape_interval: '1s', evaluation_interval: '1s' },
+      ...(options.rules ? { rule_files: [ruleFile] } : {}),
       scrape_configs: [{ job_name: 'gateway', static_configs: targets.map(({ address, labels }) => ({ targets: [address], labels: labels ?? {} })) }],
     }),
   );
