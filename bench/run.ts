@@ -76,7 +76,7 @@ const FULL = {
   fallbackRounds: 5,
   fallbackPerRound: 100,
   throughputRounds: 2,
-  stepMs: 2000,
+  stepMs: 1500,
   warmupMs: 400,
   graceMs: 2000,
   bisections: 3,
@@ -442,6 +442,7 @@ async function main(): Promise<void> {
             tp.steps.push(record);
             const mem = memory(target.id);
             mem.loadMB = round(Math.max(mem.loadMB ?? 0, peak), 1);
+            if (pass) mem.sustainedLoadMB = round(Math.max(mem.sustainedLoadMB ?? 0, peak), 1);
             log(`throughput ${target.id.padEnd(17)} ${String(rate).padStart(6)} req/s${attempt > 1 ? ' (again)' : ''}: ${pass ? 'pass' : 'FAIL'} p50 ${record.p50Ms} p99 ${record.p99Ms} ms, errors ${step.errors}, target CPU ${record.targetCpuPct}%, rss ${record.rssPeakMB} MB, other processes ${record.foreignCpuPct}%`);
             return record;
           };

@@ -29,7 +29,7 @@ import { round, summarize } from './stats.js';
 
 const NAMESPACE = 'bench-scale';
 /** A change whose ConfigMap has not followed after this long is counted as timed out. */
-const CHANGE_TIMEOUT_MS = 30_000;
+const CHANGE_TIMEOUT_MS = 20_000;
 
 function route(name: string, maxAttempts = 3) {
   const keys = { openai: [{ secretRef: { name: 'provider-keys', key: 'openai' } }], anthropic: [{ secretRef: { name: 'provider-keys', key: 'anthropic' } }] };
@@ -142,7 +142,7 @@ export async function controllerAtScale(options: { repo: string; work: string; l
     const applied = (performance.now() - t0) / 1000;
     log(`controller at scale: ${routes} LLMRoutes created in ${applied.toFixed(1)} s`);
     let ready = 0;
-    const deadline = t0 + (options.quick ? 120_000 : 200_000);
+    const deadline = t0 + (options.quick ? 120_000 : 180_000);
     let lastProgress = performance.now();
     const progress: { s: number; ready: number; requests: number }[] = [];
     while (performance.now() < deadline) {
@@ -179,7 +179,7 @@ export async function controllerAtScale(options: { repo: string; work: string; l
     const latencies: number[] = [];
     let timeouts = 0;
     const configMaps = resourceByKind('ConfigMap');
-    const changesUntil = performance.now() + 75_000;
+    const changesUntil = performance.now() + 60_000;
     for (let i = 0; i < changes && performance.now() < changesUntil; i++) {
       const name = names[(i * 7919) % routes] as string;
       const attempts = 4 + (i % 5);

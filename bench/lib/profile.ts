@@ -51,7 +51,10 @@ export function areaOf(url: string, name: string): string {
 }
 
 const where = (frame: CallFrame) => {
-  const file = frame.url.replace(/^file:\/\//, '').replace(/^.*?\/(src|bench|node_modules)\//, '$1/');
+  const url = frame.url.replace(/^file:\/\//, '');
+  const modules = url.lastIndexOf('/node_modules/');
+  const src = url.lastIndexOf('/src/');
+  const file = modules >= 0 ? url.slice(modules + 1) : src >= 0 ? url.slice(src + 1) : url;
   return file ? `${file}:${frame.lineNumber + 1}` : '';
 };
 

@@ -145,7 +145,7 @@ export interface Results {
     }
   >;
   throughput: Record<string, ThroughputResult>;
-  memory: Record<string, { idleMB?: number; loadMB?: number; afterLoadMB?: number; idleCpuPct?: number }>;
+  memory: Record<string, { idleMB?: number; loadMB?: number; sustainedLoadMB?: number; afterLoadMB?: number; idleCpuPct?: number }>;
   profile?: ProfileResult;
   controller?: ControllerResult;
   durationS: number;
