@@ -376,6 +376,7 @@ export async function writeReport(results: Results, repo: string, resultsFile: s
     L.push(`| LLMRoutes applied at once | ${c.routes} (${c.environmentsPerRoute} environments each) |`);
     L.push(`| time until all are Ready | ${c.allReadyS !== undefined ? `${fmt(c.allReadyS, 1)} s` : `not reached: ${c.readyAtEnd} of ${c.routes} Ready when the wait ended after ${fmt(c.waitedS, 0)} s`} |`);
     if (c.progress.length) L.push(`| Ready over time | ${c.progress.map((p) => `${p.s} s: ${p.ready}`).join(', ')} |`);
+    L.push(`| the controller quiet again (no more requests) | ${c.quietAfterS !== undefined ? `${fmt(c.quietAfterS, 1)} s after the first create` : 'not within the wait'} |`);
     L.push(`| controller resident memory, peak / after | ${fmt(c.controllerRssPeakMB, 1)} / ${fmt(c.controllerRssAfterMB, 1)} MB |`);
     L.push(`| requests to the API server | ${int(c.apiRequests)} (${fmt(c.apiRequestsPerRoute, 1)} per route): ${Object.entries(c.apiRequestsByVerb).map(([k, v]) => `${k} ${v}`).join(', ')} |`);
     L.push(`| one changed route → its ConfigMap applied | ${c.changeToConfigMapMs ? `p50 ${fmt(c.changeToConfigMapMs.p50, 0)} ms, p99 ${fmt(c.changeToConfigMapMs.p99, 0)} ms, max ${fmt(c.changeToConfigMapMs.max, 0)} ms (n = ${c.changeToConfigMapMs.n}, one change at a time)${c.changeToConfigMapMs.timeouts ? `; ${c.changeToConfigMapMs.timeouts} more not applied within ${(c.changeToConfigMapMs.timeoutMs ?? 0) / 1000} s` : ''}` : 'not measured (see below)'} |`);

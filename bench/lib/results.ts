@@ -89,6 +89,8 @@ export type ControllerResult =
       readyAtEnd: number;
       waitedS: number;
       readyWithin60s: boolean;
+      /** Seconds from the first create until the controller stopped sending requests (absent if it did not, in time). */
+      quietAfterS?: number;
       progress: { s: number; ready: number; requests: number }[];
       controllerRssPeakMB: number;
       controllerRssAfterMB: number;
