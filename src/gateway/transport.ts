@@ -2,15 +2,17 @@
  * Sending upstream requests. One undici Pool per provider origin, with keep-alive, so a request reuses a warm
  * connection instead of paying TCP and TLS setup. The `mock` provider has an in-process transport instead.
  */
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { HttpRequest } from './types.js';
 
 export interface UpstreamResponse {
   status: number;
   headers: { get(name: string): string | null };
-  /** The body as it arrives. Consume it or call `discard()`. */
+  /** The body as it arrives. Leaving the loop early does not close it: consume it or call `discard()`. */
   body: AsyncIterable<Uint8Array>;
   text(): Promise<string>;
+  /** Stop reading: what is left is drained, so the connection can serve the next request, or dropped if it lingers. */
   discard(): void;
 }
 
@@ -27,6 +29,24 @@ function headerGetter(headers: Record<string, string | string[] | undefined>) {
       return Array.isArray(value) ? value.join(', ') : value;
     },
   };
+}
+
+/** How long the rest of a body that is no longer wanted may take to arrive before its connection is dropped. */
+const DRAIN_GRACE_MS = 1000;
+
+/**
+ * An answer is complete at `[DONE]`, usually a few bytes before its body ends. Destroying the body there would make
+ * undici build an abort error (with a stack trace) for every request and could close a connection the pool could
+ * reuse; reading the few bytes left is cheaper. A provider that keeps the body open after `[DONE]` loses the
+ * connection after the grace period.
+ */
+function drain(body: Readable): void {
+  if (body.destroyed || body.readableEnded) return;
+  const timer = setTimeout(() => body.destroy(), DRAIN_GRACE_MS);
+  body.once('close', () => clearTimeout(timer));
+  // The body may still fail (a reset connection); nobody waits for it any more.
+  body.on('error', () => {});
+  body.resume();
 }
 
 /** Keep-alive pools per origin. Connections are opened on demand and closed when idle. */
@@ -63,11 +83,9 @@ export class HttpTransport implements Transport {
     return {
       status: response.statusCode,
       headers: headerGetter(response.headers),
-      body: response.body,
+      body: response.body.iterator({ destroyOnReturn: false }),
       text: () => response.body.text(),
-      discard: () => {
-        response.body.destroy();
-      },
+      discard: () => drain(response.body),
     };
   }
 
