@@ -113,7 +113,7 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
       if (!('degradeTo' in admitted)) {
         ctx.metrics.budgetRejected.inc({ scope: admitted.exceeded.scope, window: admitted.exceeded.window });
         ctx.log('warn', 'request', { requestId, client, model: model.name, stream: body.stream === true, outcome: 'budget_exceeded', budget: admitted.exceeded.scope, window: admitted.exceeded.window, error: admitted.error.message, latencyMs: Date.now() - started });
-        throw admitted.error;
+        throw admitted.error.alreadyAccounted();
       }
       // `onExhausted: degrade`: keep serving, with the route's cheaper model, outside the spent budget.
       ctx.log('warn', 'budget exhausted; serving the cheaper model instead', { requestId, client, model: model.name, degradeTo: admitted.degradeTo.name, budget: admitted.exceeded.scope, window: admitted.exceeded.window });
@@ -231,7 +231,7 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
     if (result.outcome === 'error') {
       if (stream.committed()) return stream.fail(result.error, result.error.class);
       const error = clientError(result.error);
-      throw new HttpError(error.status, error.message, error.type, error.code, null, { ...finalHeaders(result), ...error.headers });
+      throw new HttpError(error.status, error.message, error.type, error.code, null, { ...finalHeaders(result), ...error.headers }).alreadyAccounted();
     }
     return stream.finish(result.usage);
   }

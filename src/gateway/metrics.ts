@@ -12,6 +12,7 @@ const TOKEN_BUCKETS = [16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536,
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({ name: METRIC.requests, help: 'Client requests by final outcome.', labelNames: ['model', 'client', 'variant', 'outcome'], registers: [this.registry] });
+  readonly refused = new Counter({ name: 'llmroute_requests_refused_total', help: 'Requests answered with an error before any provider was asked, by reason (unauthenticated, unknown_model, over_max_input_tokens, ...).', labelNames: ['reason'], registers: [this.registry] });
   readonly requestDuration = new Histogram({ name: METRIC.requestDuration, help: 'Whole-request duration, every attempt included.', labelNames: ['model', 'variant'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly timeToFirstToken = new Histogram({ name: 'llmroute_time_to_first_token_seconds', help: 'Time from the request to the first content sent to the client.', labelNames: ['model', 'provider'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly attempts = new Counter({ name: 'llmroute_upstream_attempts_total', help: 'Upstream attempts by result: success, an error class, or a skip reason.', labelNames: ['provider', 'model', 'result'], registers: [this.registry] });

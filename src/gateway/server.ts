@@ -13,6 +13,7 @@ import { Coalescer } from './coalesce.js';
 import { openAIError, POLICIES, type UpstreamError } from './errors.js';
 import { HttpError } from './http-error.js';
 import type { GatewayMetrics } from './metrics.js';
+import { refusalReason } from './refusal.js';
 import type { Runtime } from './runtime.js';
 import type { EmbeddingsRequest } from './types.js';
 
@@ -34,6 +35,16 @@ function sendJson(response: ServerResponse, status: number, body: unknown, heade
   const text = JSON.stringify(body);
   response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   response.end(text);
+}
+
+/**
+ * A request refused before any provider was asked (no credentials, an unknown model, a body over a cap, a gateway not
+ * ready...) has no other trace: count it and log it, so that a misconfigured client shows up on a dashboard.
+ */
+function recordRefusal(options: Pick<ServerOptions, 'metrics' | 'log'>, error: HttpError, context: { requestId: string; method: string | undefined; path: string; client?: string }): void {
+  const reason = refusalReason(error);
+  options.metrics.refused.inc({ reason });
+  options.log(error.status >= 500 ? 'warn' : 'info', 'request refused', { ...context, status: error.status, code: error.code, reason, error: error.message });
 }
 
 function sendError(response: ServerResponse, error: HttpError, requestId: string): void {
@@ -103,18 +114,20 @@ export function createGatewayServer(options: ServerOptions): http.Server {
       }
     }
     if (!last) throw new HttpError(400, `no provider of model "${model.name}" offers embeddings`);
-    throw clientError(last);
+    log('warn', 'request', { requestId, route: 'embeddings', model: model.name, outcome: 'error', errorClass: last.class, error: last.message });
+    throw clientError(last).alreadyAccounted();
   };
 
   return http.createServer((request, response) => {
     const requestId = `chatcmpl-${randomUUID().replaceAll('-', '').slice(0, 24)}`;
-    const path = (request.url ?? '/').split('?')[0];
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
     const controller = new AbortController();
     // The client went away: stop the upstream work and free the provider's connection.
     response.on('close', () => {
       if (!response.writableFinished) controller.abort();
     });
     const problems = runtime.problems();
+    let client: string | undefined;
     void (async () => {
       try {
         if (path === '/livez') return void response.writeHead(200).end('ok\n');
@@ -124,6 +137,7 @@ export function createGatewayServer(options: ServerOptions): http.Server {
           return void response.writeHead(200).end('ok\n');
         }
         const auth = runtime.clients.authenticate(runtime.current().config.auth, request.headers.authorization);
+        if (auth.ok) client = auth.client;
         if (path === '/v1/models' && request.method === 'GET') {
           if (!auth.ok) throw new HttpError(401, auth.message, 'invalid_request_error', 'invalid_api_key');
           return void sendJson(response, 200, { object: 'list', data: runtime.current().config.models.map((m) => ({ id: m.name, object: 'model', created: 0, owned_by: 'llmroute' })) });
@@ -139,7 +153,10 @@ export function createGatewayServer(options: ServerOptions): http.Server {
         }
         else await handleEmbeddings(request, response, requestId);
       } catch (error) {
-        if (error instanceof HttpError) sendError(response, error, requestId);
+        if (error instanceof HttpError) {
+          if (!error.accounted) recordRefusal(options, error, { requestId, method: request.method, path, ...(client ? { client } : {}) });
+          sendError(response, error, requestId);
+        }
         else {
           log('error', 'unexpected error handling a request', { requestId, error: (error as Error).stack ?? String(error) });
           sendError(response, new HttpError(500, 'internal gateway error; see the gateway logs for request id ' + requestId, 'server_error'), requestId);
