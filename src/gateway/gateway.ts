@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { GatewayMetrics } from './metrics.js';
+import { GatewayMetrics, readBudgets, type SpentReader } from './metrics.js';
 import { Runtime } from './runtime.js';
 import { createGatewayServer } from './server.js';
 import { readConfig } from './config-source.js';
@@ -69,7 +69,13 @@ async function budgetGate(config: GatewayConfig, current: () => GatewayConfig, m
     metrics.budgetThreshold.inc({ scope: crossing.scope, window: crossing.window, fraction: String(crossing.fraction) });
     log('warn', 'budget threshold crossed', { scope: crossing.scope, window: crossing.window, fraction: crossing.fraction, spentUSD: crossing.spentUSD, limitUSD: crossing.limitUSD });
   };
-  if (!config.redis) return new LedgerGate(current, new MemoryLedger({ onThreshold }));
+  // The budget gauges read the ledger in use when scraped.
+  const gauge = (read: SpentReader) => metrics.watchBudgets(() => readBudgets(current(), read, Date.now()), (error) => log('debug', 'budget gauges keep their last values: the ledger did not answer', { error: String(error) }));
+  if (!config.redis) {
+    const memory = new MemoryLedger({ onThreshold });
+    gauge((scope, now) => memory.spent(scope, now));
+    return new LedgerGate(current, memory);
+  }
   const url = (await readFile(config.redis.urlFile, 'utf8')).trim();
   const redis = connectBudgetRedis(url, {}, (error) => log('warn', 'budget store (Redis) error', { error: error.message }));
   const shared = new RedisLedger({ redis, route: config.route, onThreshold, replicaId: replicaId(), log });
@@ -89,6 +95,9 @@ async function budgetGate(config: GatewayConfig, current: () => GatewayConfig, m
       log(degraded ? 'error' : 'info', degraded ? 'Redis unreachable: budgets enforced on this replica\'s local share' : 'Redis reachable again: budgets shared', {});
     },
   });
+  // While Redis is out of reach, the share this replica enforces; otherwise Redis, without the fallback on failure
+  // that `ledger.spent` has: a scrape must not switch budgets to the local share.
+  gauge(async (scope, now) => ledger.shareSpent(scope, now) ?? shared.spent(scope, now));
   return new LedgerGate(current, ledger, async () => {
     ledger.close();
     await shared.close();

@@ -66,6 +66,7 @@ export class Runtime {
     if (!first.ok) throw new Error(first.problem);
     const runtime = new Runtime(options, first.config.route.environment);
     await runtime.apply(first);
+    options.metrics.configReloadSuccessful.set(1);
     let reloading = false;
     runtime.timer = setInterval(() => {
       // A reload slower than the interval must not overlap the next one: both would report the same change, and the
@@ -91,6 +92,7 @@ export class Runtime {
 
   async reload(): Promise<void> {
     const next = await readConfig(this.options.configPath);
+    this.options.metrics.configReloadSuccessful.set(next.ok ? 1 : 0);
     if (!next.ok) {
       if (next.problem !== this.lastProblem) {
         this.options.log('error', 'config rejected; the previous config keeps serving', { problem: next.problem });
@@ -187,6 +189,7 @@ export class Runtime {
       },
     };
     this.snapshot = { config, hash: load.hash, deps };
+    metrics.configReloadTimestamp.set(Date.now() / 1000);
   }
 
   limiterDepths(): { provider: string; depth: number }[] {

@@ -67,13 +67,14 @@ export const RULE_METRICS = {
   breakerState: 'llmroute_circuit_breaker_state',
   drift: 'llmroute_model_drift_total',
   streams: 'llmroute_streams_total',
-  configReloads: 'llmroute_config_reloads_total',
+  configReloadSuccessful: 'llmroute_config_last_reload_successful',
   unknownPrice: 'llmroute_unknown_price_total',
   ready: 'llmroute_gateway_ready',
   budgetStoreDegraded: 'llmroute_budget_store_degraded',
   budgetThreshold: 'llmroute_budget_threshold_crossed_total',
   budgetDegraded: 'llmroute_budget_degraded_requests_total',
   budgetRejected: 'llmroute_budget_rejected_requests_total',
+  budgetRemaining: 'llmroute_budget_remaining_usd',
   rolloutPercent: 'llmroute_controller_rollout_percent',
 } as const;
 const M = RULE_METRICS;
@@ -93,7 +94,6 @@ const EVENT_WINDOW = {
   /** A quota-exhausted provider is cooled down for 15 minutes and then tried again: a little longer than that. */
   quota: '20m',
   keyAuth: '15m',
-  configReload: '15m',
   drift: '1h',
   unknownPrice: '1h',
   budgetThreshold: '1h',
@@ -276,10 +276,12 @@ export function alertRuleGroups(route: LLMRoute, environment: string, namespace:
 
   // --- Configuration ------------------------------------------------------------------------------------------
 
+  // A gauge of the last read rather than a count of rejections: the alert lasts exactly as long as the bad config.
   add('LLMRouteConfigReloadFailing', 'warning', {
-    expr: `sum by (${BY}) (${recent(sel(M.configReloads, 'result="failure"'), EVENT_WINDOW.configReload)}) > 0`,
-    summary: `${name} rejected a new config`,
-    description: `A gateway pod of ${where} rejected its mounted config (gateway.json) in the last ${EVENT_WINDOW.configReload}; it keeps serving the previous config, so the latest change to the LLMRoute is not in effect on that pod.`,
+    expr: `min by (${BY}, pod) (${sel(M.configReloadSuccessful)}) == 0`,
+    for: '5m',
+    summary: `Gateway pod {{ $labels.pod }} of ${name} rejects its config`,
+    description: `Gateway pod {{ $labels.pod }} of ${where} has been rejecting its mounted config (gateway.json) for 5 minutes (llmroute_config_last_reload_successful 0); it keeps serving the config it had, so the latest change to the LLMRoute is not in effect on that pod. The alert clears once the pod reads a valid config.`,
   });
 
   add('LLMRouteModelPriceUnknown', 'warning', {
@@ -317,12 +319,15 @@ export function alertRuleGroups(route: LLMRoute, environment: string, namespace:
       if (limit === undefined) continue;
       // Budgets settle what providers charged, wasted attempts included.
       const spend = `{${[`__name__=~${quote(`${M.cost}|${M.wastedCost}`)}`, ...base, ...(client ? [`client=${quote(client)}`] : [])].join(', ')}}`;
+      // What is left, as the ledger holds it. With Redis every pod reports the same; during an outage each its own
+      // share's estimate: the smallest is the one that refuses first.
+      const left = `min by (${BY}) (${sel(M.budgetRemaining, `scope=${quote(scope)}`, `window=${quote(window)}`)})`;
       add('LLMRouteBudgetBurnRateHigh', 'warning', {
-        expr: `sum by (${BY}) (rate(${spend}[${SPEND_RATE_WINDOW[window]}])) * ${SECONDS_LEFT[window]} > ${promNumber(limit)}`,
+        expr: `sum by (${BY}) (rate(${spend}[${SPEND_RATE_WINDOW[window]}])) * ${SECONDS_LEFT[window]} > ${left}`,
         for: '15m',
         labels: { scope, window },
         summary: `${name}: the ${window} budget of ${scope} will run out before it resets`,
-        description: `At the spend rate of the last ${SPEND_RATE_WINDOW[window]}, ${where} would spend \${{ printf "%.2f" $value }} more before the ${window} window resets (UTC), over the whole ${window} budget of ${scope} ($${promNumber(limit)}): the budget runs out before the window ends, even counting nothing spent so far.`,
+        description: `At the spend rate of the last ${SPEND_RATE_WINDOW[window]}, ${where} would spend \${{ printf "%.2f" $value }} more before the ${window} window resets (UTC), more than the ${window} budget of ${scope} ($${promNumber(limit)}) has left after what is spent and reserved (llmroute_budget_remaining_usd): the budget runs out before the window ends.`,
       });
     }
   }

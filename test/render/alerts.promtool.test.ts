@@ -101,6 +101,8 @@ const req = (outcome: string, values: string) => gw('llmroute_requests_total', {
 const attempt = (result: string, values: string, provider = 'openai', model = PIN) => gw('llmroute_upstream_attempts_total', { provider, model, result }, values);
 const bucket = (metric: string, labels: Record<string, string>, le: string, values: string) => gw(`${metric}_bucket`, { ...labels, le }, values);
 const threshold = (scope: string, window: string, fraction: string, values: string) => gw('llmroute_budget_threshold_crossed_total', { scope, window, fraction }, values);
+const left = (scope: string, window: string, values: string, pod = 'gw-1') => gw('llmroute_budget_remaining_usd', { scope, window }, values, pod);
+const reloadOk = (values: string, pod: string) => gw('llmroute_config_last_reload_successful', {}, values, pod);
 const rollout = (labels: Record<string, string>, values: string): Series => ({
   series: selector('llmroute_controller_rollout_percent', { job: 'llmroute-controller', pod: 'llmroute-controller-0', route: 'support-bot', environment: ENV, flag: 'chat-nov-snapshot', ...labels }),
   values,
@@ -197,8 +199,10 @@ const CASES: Case[] = [
   { alert: 'LLMRouteStreamsTruncated', title: '1% of streams end truncated', input: [gw('llmroute_streams_total', { model: 'chat', ending: 'truncated' }, '0+1x40'), gw('llmroute_streams_total', { model: 'chat', ending: 'continued' }, '0+99x40')], at: '35m', fires: [] },
 
   // --- LLMRouteConfigReloadFailing
-  { alert: 'LLMRouteConfigReloadFailing', title: 'a pod rejects a new config', input: [gw('llmroute_config_reloads_total', { result: 'failure' }, '_x3 1x20')], at: '10m', fires: [{ labels: at('warning') }] },
-  { alert: 'LLMRouteConfigReloadFailing', title: 'a config rejected long ago, good reloads since', input: [gw('llmroute_config_reloads_total', { result: 'failure' }, '1x60'), gw('llmroute_config_reloads_total', { result: 'success' }, '0+1x60')], at: '40m', fires: [] },
+  { alert: 'LLMRouteConfigReloadFailing', title: 'a pod rejects a new config', input: [reloadOk('1x3 0x20', 'gw-1'), reloadOk('1x23', 'gw-2')], at: '10m', fires: [{ labels: at('warning', { pod: 'gw-1' }) }] },
+  { alert: 'LLMRouteConfigReloadFailing', title: 'still rejected an hour later: still firing', input: [reloadOk('1x3 0x80', 'gw-1')], at: '75m', fires: [{ labels: at('warning', { pod: 'gw-1' }) }] },
+  { alert: 'LLMRouteConfigReloadFailing', title: 'a rejected config fixed within two minutes', input: [reloadOk('1x3 0 0 1x20', 'gw-1')], at: '15m', fires: [] },
+  { alert: 'LLMRouteConfigReloadFailing', title: 'a config rejected long ago, fixed since', input: [reloadOk('0x10 1x50', 'gw-1')], at: '40m', fires: [] },
 
   // --- LLMRouteModelPriceUnknown
   { alert: 'LLMRouteModelPriceUnknown', title: 'answers from a model without a price', input: [gw('llmroute_unknown_price_total', { model: 'gpt-4o-2024-11-20' }, '_x5 1 2 3')], at: '10m', fires: [{ labels: at('warning', { model: 'gpt-4o-2024-11-20' }) }] },
@@ -223,11 +227,18 @@ const CASES: Case[] = [
   { alert: 'LLMRouteBudgetThresholdReached', title: 'the monthly budget reaches 100%', input: [threshold('environment', 'monthly', '1', '_x10 1x10')], at: '15m', fires: [{ labels: at('warning', { scope: 'environment', window: 'monthly', fraction: '1' }) }] },
   { alert: 'LLMRouteBudgetThresholdReached', title: 'crossings hours ago', input: [threshold('environment', 'daily', '0.8', '1x200'), threshold('environment', 'daily', '0.5', '1x200')], at: '180m', fires: [] },
 
-  // --- LLMRouteBudgetBurnRateHigh (time() starts at 1970-01-01T00:00Z, a 31-day month)
+  // --- LLMRouteBudgetBurnRateHigh (time() starts at 1970-01-01T00:00Z, a 31-day month; budgets: the environment's
+  // $100 a day and $1500 a month, client web's $20 a day). What is left comes from the gateway's gauge.
   {
     alert: 'LLMRouteBudgetBurnRateHigh',
     title: 'at 07:00, $0.12 a minute (wasted attempts included) outruns every budget', every: '5m',
-    input: [gw('llmroute_cost_usd_total', { model: 'chat', provider: 'openai', client: 'web', variant: 'baseline' }, '0+0.1x480'), gw('llmroute_wasted_cost_usd_total', { model: 'chat', provider: 'openai', client: 'web' }, '0+0.02x480')],
+    input: [
+      gw('llmroute_cost_usd_total', { model: 'chat', provider: 'openai', client: 'web', variant: 'baseline' }, '0+0.1x480'),
+      gw('llmroute_wasted_cost_usd_total', { model: 'chat', provider: 'openai', client: 'web' }, '0+0.02x480'),
+      left('environment', 'daily', '49.6x480'),
+      left('environment', 'monthly', '1449.6x480'),
+      left('client:web', 'daily', '0x480'),
+    ],
     at: '420m',
     fires: [
       // $0.002/s for the 61200 s left of the day; for the 2653200 s left of the month.
@@ -236,8 +247,39 @@ const CASES: Case[] = [
       { labels: at('warning', { scope: 'client:web', window: 'daily' }), value: '122.40' },
     ],
   },
-  { alert: 'LLMRouteBudgetBurnRateHigh', title: "at 23:00 the day's budgets are safe, the month's is not", every: '5m', input: [gw('llmroute_cost_usd_total', { model: 'chat', provider: 'openai', client: 'web', variant: 'baseline' }, '0+0.12x1400')], at: '1380m', fires: [{ labels: at('warning', { scope: 'environment', window: 'monthly' }), value: '5191.20' }] },
-  { alert: 'LLMRouteBudgetBurnRateHigh', title: "client batch spends $0.03 a minute: within the environment's budgets, and not client web's", every: '5m', input: [gw('llmroute_cost_usd_total', { model: 'chat', provider: 'openai', client: 'batch', variant: 'baseline' }, '0+0.03x480')], at: '420m', fires: [] },
+  {
+    alert: 'LLMRouteBudgetBurnRateHigh',
+    title: "at 20:00, $90 of the day's $100 spent: $0.05 a minute runs out the $10 left", every: '5m',
+    input: [
+      gw('llmroute_cost_usd_total', { model: 'chat', provider: 'openai', client: 'batch', variant: 'baseline' }, '30+0.05x1300'),
+      left('environment', 'daily', '10x1300'),
+      // A pod cut off from Redis estimates from its own share; the rule goes by the smallest estimate.
+      left('environment', 'daily', '15x1300', 'gw-2'),
+      left('environment', 'monthly', '1410x1300'),
+    ],
+    at: '1200m',
+    fires: [
+      // $0.05/60 a second for the 14400 s left of the day: $12, well under the whole $100, over the $10 left. For the
+      // 2606400 s left of the month.
+      { labels: at('warning', { scope: 'environment', window: 'daily' }), value: '12.00' },
+      { labels: at('warning', { scope: 'environment', window: 'monthly' }), value: '2172.00' },
+    ],
+  },
+  {
+    alert: 'LLMRouteBudgetBurnRateHigh',
+    title: "at 23:00 the day's budgets are safe, the month's is not", every: '5m',
+    input: [gw('llmroute_cost_usd_total', { model: 'chat', provider: 'openai', client: 'batch', variant: 'baseline' }, '0+0.06x1400'), left('environment', 'daily', '17.2x1400'), left('environment', 'monthly', '1417.2x1400'), left('client:web', 'daily', '20x1400')],
+    at: '1380m',
+    // $0.001/s for the 2595600 s left of the month; the 3600 s left of the day cost $3.60, under the $17.20 left.
+    fires: [{ labels: at('warning', { scope: 'environment', window: 'monthly' }), value: '2595.60' }],
+  },
+  {
+    alert: 'LLMRouteBudgetBurnRateHigh',
+    title: "client batch spends $0.03 a minute: within the environment's budgets, and not client web's", every: '5m',
+    input: [gw('llmroute_cost_usd_total', { model: 'chat', provider: 'openai', client: 'batch', variant: 'baseline' }, '0+0.03x480'), left('environment', 'daily', '87.4x480'), left('environment', 'monthly', '1487.4x480'), left('client:web', 'daily', '20x480')],
+    at: '420m',
+    fires: [],
+  },
 
   // --- LLMRouteBudgetExhausted
   { alert: 'LLMRouteBudgetExhausted', title: "client web's budget is spent and requests are degraded", input: [gw('llmroute_budget_degraded_requests_total', { model: 'chat', to: 'chat-mini' }, '_x5 1 2 3 4 5 6 7 8 9 10')], at: '12m', fires: [{ labels: at('warning', { model: 'chat', to: 'chat-mini', signal: 'degraded_requests' }) }] },

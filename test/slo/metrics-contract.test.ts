@@ -16,7 +16,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TestGateway } from '../support/gateway.js';
+import { metricValue, type TestGateway } from '../support/gateway.js';
 import { LABEL_VALUES, documentedMetrics, documents, type DocumentedMetric } from '../support/promql.js';
 import { CLAUDE, GPT, KEYS, TIMEOUTS, TIGHT, USER, gatewayFor, startFakes, stopFakes, type Fakes } from '../gateway/e2e/fixtures.js';
 
@@ -55,6 +55,7 @@ function parseExposition(text: string): Map<string, Family> {
 let fakes: Fakes;
 let gateway: TestGateway;
 let families: Map<string, Family>;
+let scraped: string;
 let documented: DocumentedMetric[];
 const refusals: number[] = [];
 
@@ -95,7 +96,8 @@ beforeAll(async () => {
   for (let i = 0; i < 20 && refusals.length < 2; i++) {
     await client.chat.completions.create({ model: 'chat', messages: USER }).catch((error: unknown) => void refusals.push(status(error)));
   }
-  families = parseExposition(await gateway.scrape());
+  scraped = await gateway.scrape();
+  families = parseExposition(scraped);
   documented = await documentedMetrics();
 }, 30_000);
 
@@ -113,6 +115,22 @@ describe("a running gateway's /metrics against docs/metrics.md", () => {
     expect(has('llmroute_upstream_attempts_total', { result: 'quota_exhausted' })).toBe(true);
     expect(has('llmroute_key_failures_total', { provider: 'openai' })).toBe(true);
     expect(has('llmroute_budget_rejected_requests_total', { scope: 'environment', window: 'daily' })).toBe(true);
+  });
+
+  it('reads the budget gauges from the ledger (what the cost counters counted), and reports the rejected config', () => {
+    const spent = metricValue(scraped, 'llmroute_cost_usd_total') + metricValue(scraped, 'llmroute_wasted_cost_usd_total');
+    const daily = { scope: 'environment', window: 'daily' };
+    expect(spent).toBeGreaterThan(0);
+    expect(metricValue(scraped, 'llmroute_budget_spent_usd', daily)).toBeCloseTo(spent, 6);
+    expect(metricValue(scraped, 'llmroute_budget_spent_usd', { scope: 'environment', window: 'monthly' })).toBeCloseTo(spent, 6);
+    expect(metricValue(scraped, 'llmroute_budget_reserved_usd', daily)).toBe(0);
+    expect(metricValue(scraped, 'llmroute_budget_remaining_usd', daily)).toBeCloseTo(0.0015 - spent, 6);
+    // The budget sets no monthly limit: nothing is left of it to report.
+    expect(families.get('llmroute_budget_remaining_usd')?.series.map((s) => s.window)).toEqual(['daily']);
+    // The broken config is still in place: the last read was rejected, and the config in use is the first one.
+    expect(metricValue(scraped, 'llmroute_config_last_reload_successful')).toBe(0);
+    expect(Date.now() / 1000 - metricValue(scraped, 'llmroute_config_last_reload_success_timestamp_seconds')).toBeGreaterThan(0);
+    expect(Date.now() / 1000 - metricValue(scraped, 'llmroute_config_last_reload_success_timestamp_seconds')).toBeLessThan(60);
   });
 
   it('documents every llmroute_ family it exposes, with the type and, on its series, the labels (plus route and environment)', () => {

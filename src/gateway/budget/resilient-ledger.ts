@@ -180,6 +180,17 @@ export class ResilientLedger implements Ledger {
     return this.estimateSpent(scope, now);
   }
 
+  /**
+   * While degraded: the local share as this replica enforces it, times the replica count, so that it reads as the
+   * whole budget if every replica spends alike (what the budget gauges show). Undefined while budgets are in Redis.
+   */
+  shareSpent(scope: BudgetScope, now: number): Spent | undefined {
+    const local = this.local;
+    if (local === undefined) return undefined;
+    const share = local.ledger.spentNow({ id: scope.id, budget: localShare(scope.budget, local.replicas) }, now);
+    return { dailyUSD: share.dailyUSD * local.replicas, monthlyUSD: share.monthlyUSD * local.replicas, reservedUSD: share.reservedUSD * local.replicas };
+  }
+
   /** Stops probing. The Redis ledger and its client belong to the caller. */
   close(): void {
     clearInterval(this.probe);
