@@ -18,7 +18,8 @@ import { LimiterError, type Limiter, type Reservation } from './limiter.js';
 import { route, type AttemptRecord, type RouteResult } from './router.js';
 import type { Snapshot } from './runtime.js';
 import { JsonSink, StreamSink } from './sinks.js';
-import { estimatePromptTokens, maxOutputTokens } from './tokens.js';
+import { countPromptTokens, inputLimitError, maxOutputTokens } from './tokens.js';
+import { countingForModel } from './tokenizers/families.js';
 import type { ChatChunk, ChatCompletion, ChatRequest } from './types.js';
 
 export interface ChatContext {
@@ -100,10 +101,10 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
   const variant = variantLabel(selection.flags);
   const flags = flagsHeader(selection.flags);
   const flagHeaders: Record<string, string> = flags ? { [FLAGS_HEADER]: flags } : {};
-  const promptTokens = estimatePromptTokens(body);
-  if (model.maxInputTokens !== undefined && promptTokens > model.maxInputTokens) {
-    throw new HttpError(400, `the prompt is about ${promptTokens} tokens, ${promptTokens - model.maxInputTokens} over model "${model.name}"'s limit of ${model.maxInputTokens}; shorten it`, 'invalid_request_error', 'context_length_exceeded', 'messages');
-  }
+  const prompt = await countPromptTokens(body, countingForModel(config, model), model.maxInputTokens);
+  const overInput = inputLimitError(prompt, model);
+  if (overInput) throw overInput;
+  const promptTokens = prompt.tokens;
   const upstreamBody = capOutput(body, model);
 
   const execute = async (sinkFor: () => StreamSink | JsonSink, runSignal: AbortSignal) => {
@@ -209,7 +210,7 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
       attempts: result.attempts.map((a) => ({ provider: a.provider, model: a.model, result: a.outcome, ms: a.durationMs })),
       latencyMs: Date.now() - started,
       ...(result.outcome === 'success' && result.firstTokenMs !== undefined ? { timeToFirstTokenMs: result.firstTokenMs } : {}),
-      ...(result.outcome !== 'client-gone' && result.usage ? { promptTokens: result.usage.prompt_tokens, completionTokens: result.usage.completion_tokens } : { estimatedPromptTokens: promptTokens }),
+      ...(result.outcome !== 'client-gone' && result.usage ? { promptTokens: result.usage.prompt_tokens, completionTokens: result.usage.completion_tokens } : prompt.exact ? { countedPromptTokens: promptTokens } : { estimatedPromptTokens: promptTokens }),
       costUSD: Number(account.totalUSD().toFixed(6)),
       promptHash: createHash('sha256').update(JSON.stringify(body.messages)).digest('hex').slice(0, 16),
       ...(ctx.logPrompts ? { messages: body.messages } : {}),

@@ -23,7 +23,7 @@ export function worstCaseUSD(promptTokens: number, maxOutputTokens: number, pric
 
 /** The gateway's own counts for an attempt, used when the provider reported no usage. */
 export interface TokenEstimate {
-  /** The prompt as sent (e.g. `estimatePromptTokens`). */
+  /** The prompt as the gateway counted it for the model's primary step (`countPromptTokens`). */
   promptTokens: number;
   /** Output tokens received before the attempt ended (e.g. characters streamed / 4). */
   outputTokens: number;
