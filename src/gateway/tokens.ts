@@ -4,10 +4,10 @@
  * tokenizer counts where one is public (tokenizers/families.ts says which); elsewhere the count is an estimate and
  * says so. Limits and budgets settle to the provider's reported usage afterwards, whichever it was.
  *
- * Tokenizing costs 40–150 µs per KB of prompt (docs/gateway.md, "Token counting"), 50 to 150 times JSON.parse of
+ * Tokenizing costs 65–160 µs per KB of prompt (docs/gateway.md, "Token counting"), dozens of times JSON.parse of
  * the same body, paid on the event loop, so the count is exact only where that is cheap or a decision needs it:
  *
- * - up to EXACT_COUNT_MAX_BYTES of text (about 2,000 tokens, 0.3–1 ms), always: budgets, limits and logs get the
+ * - up to EXACT_COUNT_MAX_BYTES of text (about 2,000 tokens, 0.5–1.3 ms), always: budgets, limits and logs get the
  *   exact number;
  * - above that, only when the cap's decision needs it. A token is at least one byte, so the text's UTF-8 bytes plus
  *   the fixed tokens bound the count from above; a prompt whose bound is within `maxInputTokens` (or whose model
