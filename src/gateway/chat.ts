@@ -18,6 +18,7 @@ import { LimiterError, type Limiter, type Reservation } from './limiter.js';
 import { route, type AttemptRecord, type RouteResult } from './router.js';
 import type { Snapshot } from './runtime.js';
 import { JsonSink, StreamSink } from './sinks.js';
+import type { RequestTrace } from './tracing.js';
 import { countPromptTokens, inputLimitError, maxOutputTokens } from './tokens.js';
 import { countingForModel } from './tokenizers/families.js';
 import type { ChatChunk, ChatCompletion, ChatRequest } from './types.js';
@@ -85,6 +86,20 @@ function outcomeOf(result: RouteResult): string {
 const served = (attempts: AttemptRecord[], inProgress = 0) => String(attempts.filter((a) => !a.outcome.startsWith('skipped')).length + inProgress);
 
 export async function handleChat(ctx: ChatContext, body: ChatRequest, request: IncomingMessage, response: ServerResponse, requestId: string, client: string, signal: AbortSignal): Promise<void> {
+  // Tracing off: no span, and `trace` below stays undefined.
+  const trace = ctx.snapshot.tracing?.request({ headers: request.headers, model: body.model, client, requestId, stream: body.stream === true });
+  if (trace === undefined) return serveChat(ctx, body, request, response, requestId, client, signal, undefined);
+  try {
+    await serveChat(ctx, body, request, response, requestId, client, signal, trace);
+  } catch (error) {
+    trace.failed(error);
+    throw error;
+  } finally {
+    trace.end();
+  }
+}
+
+async function serveChat(ctx: ChatContext, body: ChatRequest, request: IncomingMessage, response: ServerResponse, requestId: string, client: string, signal: AbortSignal, trace: RequestTrace | undefined): Promise<void> {
   const started = Date.now();
   const { config } = ctx.snapshot;
   const base = config.models.find((m) => m.name === body.model);
@@ -140,7 +155,7 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
     let providerSoFar = '';
     let attemptCharacters = 0;
     if (sink instanceof StreamSink) sink.setHeaders(() => ({ 'x-llmroute-provider': providerSoFar, 'x-llmroute-attempts': served(attemptsSoFar, 1), 'x-llmroute-fallback-depth': String(depthSoFar), ...flagHeaders }));
-    const deps = ctx.snapshot.deps;
+    const deps = trace ? trace.routing(ctx.snapshot.deps, routed) : ctx.snapshot.deps;
     const tracking = {
       ...deps,
       observer: {
@@ -175,6 +190,7 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
   const record = (result: RouteResult, account: RequestAccount, stream: boolean) => {
     const { metrics } = ctx;
     const outcome = outcomeOf(result);
+    trace?.finish(result, { outcome, variant, flags: selection.flags.map((f) => f.name), costUSD: account.totalUSD() });
     metrics.requests.inc({ model: model.name, client, variant, outcome });
     metrics.requestDuration.observe({ model: model.name, variant }, (Date.now() - started) / 1000);
     for (const charge of account.charges) {
@@ -251,7 +267,10 @@ export async function handleChat(ctx: ChatContext, body: ChatRequest, request: I
   const key = coalescingKey({ client, body, variant, ...(typeof idempotencyKey === 'string' ? { idempotencyKey } : {}) });
   // A shared upstream call must not end because the first of its callers left.
   const outcome = key ? await ctx.coalescer.run(key, () => answer(new AbortController().signal)) : { value: await answer(signal), shared: false };
-  if (outcome.shared) ctx.metrics.coalesced.inc({ model: model.name });
+  if (outcome.shared) {
+    ctx.metrics.coalesced.inc({ model: model.name });
+    trace?.coalesced();
+  }
   const { status, body: payload, headers } = outcome.value;
   if (status === 499) return void response.destroy();
   const text = JSON.stringify(payload);

@@ -19,6 +19,7 @@ import { openai } from './providers/openai.js';
 import { MockTransport } from './providers/mock.js';
 import { RetryBudget } from './retry-budget.js';
 import type { RouterDeps } from './router.js';
+import type { Tracing } from './tracing.js';
 import { HttpTransport, type Transport } from './transport.js';
 
 type ProviderLimitsT = z.output<typeof ProviderLimits>;
@@ -27,6 +28,8 @@ export interface Snapshot {
   config: GatewayConfig;
   hash: string;
   deps: RouterDeps;
+  /** Request and attempt spans; absent while tracing is off. The same for every snapshot (set from the environment). */
+  tracing?: Tracing | undefined;
 }
 
 export interface RuntimeOptions {
@@ -35,6 +38,7 @@ export interface RuntimeOptions {
   metrics: GatewayMetrics;
   /** How often config and key files are re-read. */
   reloadIntervalMs?: number;
+  tracing?: Tracing | undefined;
 }
 
 export class Runtime {
@@ -188,7 +192,7 @@ export class Runtime {
         malformedEvent: (provider) => metrics.malformedEvents.inc({ provider }),
       },
     };
-    this.snapshot = { config, hash: load.hash, deps };
+    this.snapshot = { config, hash: load.hash, deps, tracing: this.options.tracing };
     metrics.configReloadTimestamp.set(Date.now() / 1000);
   }
 

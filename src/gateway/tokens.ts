@@ -7,7 +7,7 @@
  * Tokenizing costs 65–160 µs per KB of prompt (docs/gateway.md, "Token counting"), dozens of times JSON.parse of
  * the same body, paid on the event loop, so the count is exact only where that is cheap or a decision needs it:
  *
- * - up to EXACT_COUNT_MAX_BYTES of text (about 2,000 tokens, 0.5–1.3 ms), always: budgets, limits and logs get the
+ * - up to EXACT_COUNT_MAX_BYTES of text (about 500 tokens, 0.15–0.3 ms), always: budgets, limits and logs get the
  *   exact number;
  * - above that, only when the cap's decision needs it. A token is at least one byte, so the text's UTF-8 bytes plus
  *   the fixed tokens bound the count from above; a prompt whose bound is within `maxInputTokens` (or whose model
@@ -25,8 +25,11 @@ import type { ChatRequest } from './types.js';
 /** Answer length assumed when neither the request nor the model bounds it. */
 export const DEFAULT_OUTPUT_TOKENS = 1024;
 
-/** Text up to this size is always tokenized. */
-export const EXACT_COUNT_MAX_BYTES = 8 * 1024;
+/**
+ * Text up to this size is always tokenized: a chat turn or a short system prompt. Larger prompts (RAG context, long
+ * documents) would cost the event loop a millisecond or more each, for a number that only reservations use.
+ */
+export const EXACT_COUNT_MAX_BYTES = 2 * 1024;
 
 /**
  * The estimate where no tokenizer applies: English prose runs 4–4.7 bytes per token in OpenAI's and Claude's
