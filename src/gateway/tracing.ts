@@ -10,7 +10,7 @@
  * key) or key, and no header other than traceparent is read or written.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, createTraceState, isSpanContextValid, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { DiagLogLevel, ROOT_CONTEXT, SpanKind, SpanStatusCode, createTraceState, diag, isSpanContextValid, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, resourceAttributesEnvDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type Sampler } from '@opentelemetry/sdk-trace';
@@ -204,11 +204,17 @@ export class Tracing {
     private readonly provider: TracerProvider,
     private readonly tracer: Tracer,
     private readonly route: GatewayConfig['route'],
+    private readonly log: Logger,
   ) {}
 
   /** Starts exporting as `settings` say (tracing-settings.ts); settings that cannot be honoured are logged. */
   static start(settings: TracingSettings, route: GatewayConfig['route'], log: Logger): Tracing {
     for (const warning of settings.warnings) log('warn', `tracing: ${warning}`, {});
+    // Failed exports go to OpenTelemetry's diagnostic logger, silent unless set: into the gateway's log, warnings
+    // and errors only. (One per process: the last gateway started in it owns it.)
+    const report = (message: string) => log('warn', `tracing: ${message}`, {});
+    const quiet = () => undefined;
+    diag.setLogger({ error: report, warn: report, info: quiet, debug: quiet, verbose: quiet }, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
     const resource = defaultResource()
       .merge(
         resourceFromAttributes({
@@ -225,7 +231,7 @@ export class Tracing {
     const provider = new TracerProvider({ resource, sampler: samplerOf(settings.sampler), spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: settings.url }) })] });
     // The origin only: a URL may carry credentials.
     log('info', 'tracing: exporting spans over OTLP/HTTP', { endpoint: new URL(settings.url).origin });
-    return new Tracing(provider, provider.getTracer('llmroute', VERSION), route);
+    return new Tracing(provider, provider.getTracer('llmroute', VERSION), route, log);
   }
 
   /** Starts the span of a chat completion request. */
@@ -250,8 +256,8 @@ export class Tracing {
     return new RequestTrace(this.tracer, span);
   }
 
-  /** Exports what is left; after this, spans are dropped. */
-  shutdown(): Promise<void> {
-    return this.provider.shutdown();
+  /** Exports what is left; after this, spans are dropped. A collector that fails does not fail the shutdown. */
+  async shutdown(): Promise<void> {
+    await this.provider.shutdown().catch((error: unknown) => this.log('warn', 'tracing: spans waiting at shutdown were not exported', { error: String(error) }));
   }
 }

@@ -11,10 +11,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestGateway } from '../../support/gateway.js';
 import { CLAUDE, GPT, GPT_MINI, KEYS, TIMEOUTS, gatewayFor, startFakes, stopFakes, type Fakes } from './fixtures.js';
 
-/** An OTLP/HTTP traces receiver: keeps every request body it is sent. */
+/** An OTLP/HTTP traces receiver: keeps every request body it is sent, and answers with `status`. */
 interface Receiver {
   url: string;
   bodies: string[];
@@ -22,7 +23,7 @@ interface Receiver {
   close(): Promise<void>;
 }
 
-async function startReceiver(): Promise<Receiver> {
+async function startReceiver(status = 200): Promise<Receiver> {
   const bodies: string[] = [];
   const paths: string[] = [];
   const server: Server = createServer((request, response) => {
@@ -31,7 +32,7 @@ async function startReceiver(): Promise<Receiver> {
     request.on('end', () => {
       paths.push(`${request.method} ${request.url} ${request.headers['content-type']}`);
       bodies.push(Buffer.concat(chunks).toString('utf8'));
-      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      response.writeHead(status, { 'content-type': 'application/json' }).end('{}');
     });
   });
   server.listen(0, '127.0.0.1');
@@ -261,6 +262,29 @@ describe('tracing with an OTLP endpoint configured', () => {
     expect(exported.length).toBeGreaterThan(1000);
     for (const secret of [SECRET_PROMPT, SECRET_ANSWER, TOKEN, KEYS.openai, KEYS.anthropic, KEYS.azure, 'secret prompt', 'secret answer']) expect(exported).not.toContain(secret);
   });
+});
+
+describe('a collector that refuses the spans', () => {
+  it('is told about in the gateway\'s log, at each export and at shutdown, and requests are served all the same', async () => {
+    const refusing = await startReceiver(400);
+    fakes.openai.reset();
+    const traced = await gatewayWithEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${refusing.url}/custom/traces` }, () => gatewayFor(fakes, { models: [{ name: 'chat', pin: GPT, timeouts: TIMEOUTS, fallback: [{ provider: 'openai' }] }] }));
+    const warnings = () => traced.logs.map((line) => JSON.parse(line) as { level: string; msg: string }).filter((l) => l.level === 'warn' && l.msg.startsWith('tracing: '));
+    const ask = () => traced.client().chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
+    try {
+      await ask();
+      // The batch goes out within 5 seconds; its failure reaches the log through OpenTelemetry's diagnostics.
+      for (let i = 0; i < 80 && warnings().length === 0; i++) await sleep(100);
+      expect(warnings().map((w) => w.msg)).toEqual([expect.stringContaining('Bad Request')]);
+      await ask();
+    } finally {
+      // Stopping flushes the second request's spans, which fail too: logged, and the gateway stops all the same.
+      await traced.stop();
+      await refusing.close();
+    }
+    expect(refusing.paths).toEqual(['POST /custom/traces application/json', 'POST /custom/traces application/json']);
+    expect(warnings().map((w) => w.msg)).toEqual([expect.stringContaining('Bad Request'), 'tracing: spans waiting at shutdown were not exported']);
+  }, 15_000);
 });
 
 describe('tracing without an OTLP endpoint', () => {
