@@ -58,5 +58,9 @@ export function compileEnvironment(route: LLMRoute, environmentName: string, opt
       .filter((flag) => !flag.environments || flag.environments.includes(environment.name))
       .map((flag) => ({ name: flag.name, stickyBy: flag.stickyBy, set: flag.set, percent: options.flagPercents?.[flag.name] ?? flag.percent ?? 0 })),
     ...(redis ? { redis: { urlFile: redis.file } } : {}),
+    // The Deployment's replicas: no HorizontalPodAutoscaler is rendered. With one, this would have to be its
+    // maxReplicas: a local share of limit / max is never too large, whereas limit / min lets a scaled-out fleet
+    // overspend while Redis is away. The surge pod of a rolling update is not counted: it replaces one that drains.
+    replicas: environment.gateway.replicas,
   };
 }

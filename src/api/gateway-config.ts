@@ -74,9 +74,24 @@ export const GatewayConfig = z.strictObject({
   budget: Budget.optional(),
   flags: z.array(CompiledFlag),
   redis: z.strictObject({ urlFile: filePath }).optional(),
+  /**
+   * How many gateway replicas share this environment's budgets and rate limits: what a replica's local share
+   * divides them by while Redis is out of reach. Applied on reload, and left out of the pods' config hash
+   * (`rolloutIdentity`), so scaling does not restart every pod.
+   */
+  replicas: z.int().min(1).max(100),
 });
 
 export type GatewayConfig = z.output<typeof GatewayConfig>;
+
+/**
+ * The part of a config whose change must restart the gateway's pods: all of it but `replicas`, which the gateways
+ * read on reload. Scaling an environment then updates the ConfigMap without rolling every pod.
+ */
+export function rolloutIdentity(config: GatewayConfig): Omit<GatewayConfig, 'replicas'> {
+  const { replicas: _replicas, ...identity } = config;
+  return identity;
+}
 export type CompiledProvider = z.output<typeof CompiledProvider>;
 export type CompiledModel = z.output<typeof CompiledModel>;
 export type CompiledFlag = z.output<typeof CompiledFlag>;

@@ -89,6 +89,7 @@ async function budgetGate(config: GatewayConfig, current: () => GatewayConfig, m
   shared.start();
   const ledger = new ResilientLedger({
     redis: shared,
+    minReplicas: config.replicas,
     onThreshold,
     log,
     onDegraded: (degraded) => {

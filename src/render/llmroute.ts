@@ -7,6 +7,7 @@ import * as kplus from 'cdk8s-plus-27';
 import type { Construct } from 'constructs';
 import { canonicalJson, configHash } from '../api/canonical-json.js';
 import { API_PORT, compileEnvironment, environmentOf, METRICS_PORT } from '../api/compile.js';
+import { rolloutIdentity } from '../api/gateway-config.js';
 import { CONFIG_FILE_NAME, clientMounts, keyMounts, redisMount } from '../api/mounts.js';
 import type { LLMRoute } from '../api/schema.js';
 import { DEFAULT_IMAGE } from '../version.js';
@@ -51,7 +52,7 @@ export class LlmRoute extends Chart {
 
     const config = compileEnvironment(route, environment.name, { flagPercents: props.flagPercents });
     this.configJson = `${canonicalJson(config, 2)}\n`;
-    this.configHash = configHash(config);
+    this.configHash = configHash(rolloutIdentity(config));
 
     const serviceAccount = new kplus.ServiceAccount(this, 'service-account', {
       metadata: { name, namespace, labels },

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configHash } from '../../src/api/canonical-json.js';
+import { rolloutIdentity } from '../../src/api/gateway-config.js';
 import { loadRoutes } from '../../src/api/files.js';
 import { SECRETS_ROOT } from '../../src/api/mounts.js';
 import type { LLMRoute } from '../../src/api/schema.js';
@@ -112,10 +113,11 @@ describe('render invariants', () => {
     expect(byKind(renderEnvironment({ route: r, environment }).objects, 'PodDisruptionBudget')).toHaveLength(env.gateway.replicas > 1 ? 1 : 0);
   });
 
-  it('the config hash is the hash of the mounted config and is on the pod template', async () => {
+  it('the config hash is the hash of the mounted config but its replica count, and is on the pod template', async () => {
     const { objects, configHash: hash } = renderEnvironment({ route: await route('examples/support-bot.yaml'), environment: 'production' });
     const data = (byKind(objects, 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['gateway.json']!;
-    expect(configHash(JSON.parse(data))).toBe(hash);
+    expect(JSON.parse(data)).toMatchObject({ replicas: 3 });
+    expect(configHash(rolloutIdentity(JSON.parse(data)))).toBe(hash);
     expect(deploymentOf(objects).spec.template.metadata.annotations['llmroute.dev/config-hash']).toBe(hash);
   });
 
@@ -128,7 +130,7 @@ describe('render invariants', () => {
       return copy;
     };
     const original = hash(base);
-    // Not part of the gateway's config: the pods must not roll.
+    // Not part of the gateway's config, or (replicas) applied by the gateways on reload: the pods must not roll.
     expect(hash(edit((r) => (r.spec.alerts.labels = { other: 'x' })))).toBe(original);
     expect(hash(edit((r) => (r.spec.environments[1]!.gateway.replicas = 5)))).toBe(original);
     expect(hash(edit((r) => (r.spec.environments[0]!.budget!.daily = 999)))).toBe(original);

@@ -5,8 +5,9 @@
  * a time-out, Redis refusing the script), the replica falls back at once to a local share: it neither waits for
  * Redis nor lets traffic through unchecked.
  *
- * - **Local share.** Each limit is divided by the number of live replicas the heartbeat last saw (at least 1, or
- *   `minReplicas`, for a replica that never reached Redis). The spend last seen in Redis carries over as this
+ * - **Local share.** Each limit is divided by the number of live replicas the heartbeat last saw, and never by
+ *   fewer than `minReplicas`, the configured replica count, which is all a replica that never reached Redis knows
+ *   (the gateway passes the compiled config's `replicas`). The spend last seen in Redis carries over as this
  *   replica's part of it (spend / replicas), so the share is of what was left, not a fresh budget. N replicas each
  *   holding limit / N hold the budget together without talking to each other; uneven traffic makes a busy replica
  *   refuse early, which is the safe direction.
@@ -61,7 +62,10 @@ export interface ResilientLedgerOptions {
   onThreshold?: OnThreshold;
   /** True when budgets fall back to the local share, false when they are back in Redis. */
   onDegraded?: (degraded: boolean) => void;
-  /** Floor of the replica count, e.g. the Deployment's replicas: a replica that never reached Redis knows none. */
+  /**
+   * Floor of the replica count: the configured replicas. A replica that never reached Redis has seen no heartbeat,
+   * and one that did may have missed a replica that just started.
+   */
   minReplicas?: number;
   /** How often to try Redis again while degraded. */
   probeMs?: number;
