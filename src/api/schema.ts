@@ -103,7 +103,7 @@ export const ProviderLimits = z
     requestsPerMinute: z.int().positive().max(10_000_000).optional().describe('Requests per minute the gateway admits to this provider before the provider would throttle.'),
     tokensPerMinute: z.int().positive().max(1_000_000_000).optional().describe('Input plus output tokens per minute admitted to this provider.'),
   })
-  .describe('Throttle before the provider does: requests are queued, not sent, once a limit is reached.');
+  .describe('Throttle before the provider does: requests are queued, not sent, once a limit is reached. With `gateway.redis` the replicas share the limit; without it each replica enforces all of it.');
 
 export const MockSettings = z
   .strictObject({
@@ -230,7 +230,7 @@ export const Client = z
     name: label('a client name').describe('Caller name; labels metrics, logs and budgets.'),
     tokenSecretRef: SecretKeyRef.describe('Secret key holding the bearer token this client presents.'),
     budget: Budget.optional(),
-    limits: ProviderLimits.optional().describe('Requests and tokens per minute this client may send, per gateway replica. Requests over the limit wait in a bounded queue, then get 429 with Retry-After.'),
+    limits: ProviderLimits.optional().describe('Requests and tokens per minute this client may send: across all replicas with `gateway.redis`, else per replica. Requests over the limit wait in a bounded queue, then get 429 with Retry-After.'),
   })
   .describe('A caller of the gateway.');
 

@@ -25,6 +25,8 @@ export interface AttemptOptions {
   onChunk: (chunk: ChatChunk) => void;
   /** Called once per event the provider sent that could not be read. */
   onMalformed?: () => void;
+  /** The response's headers, whatever its status, as soon as they arrive: what the provider says of its rate limits. */
+  onHeaders?: (headers: { get(name: string): string | null }) => void;
 }
 
 export type AttemptResult =
@@ -116,6 +118,7 @@ export async function attempt(options: AttemptOptions): Promise<AttemptResult> {
       const code = errorCode(error);
       return failed('connection_reset', `could not reach provider "${target.provider.name}": ${code ?? (error as Error).message}`, code ? { code } : {});
     }
+    options.onHeaders?.(response.headers);
     if (response.status < 200 || response.status >= 300) {
       let text = '';
       try {

@@ -9,8 +9,13 @@
  * alone, on a full bucket, rather than never.
  *
  * One timer at most, for the head of the queue; waiters behind it cannot be admitted before it.
+ *
+ * This is the limiter of one process. With `gateway.redis`, `SharedLimiter` (rate-limit/shared-limiter.ts) keeps
+ * the buckets in Redis for every replica, and falls back to this one, on a local share, while Redis is out of reach.
+ * The provider's own rate-limit headers hold either back (rate-limit/provider-headers.ts).
  */
 import type { CompiledProvider } from '../api/gateway-config.js';
+import { holdFor, readProviderReport, shareOfReport, type HeaderReader, type Hold, type Unit } from './rate-limit/provider-headers.js';
 
 export type ProviderLimits = NonNullable<CompiledProvider['limits']>;
 
@@ -48,8 +53,38 @@ export interface AcquireOptions {
 
 export type WaitOutcome = 'admitted' | LimiterErrorCode | 'aborted';
 
+/** Admission to one provider (or for one client), local or shared by every replica. */
+export interface Limiter {
+  /**
+   * Resolves when the request may be sent. Rejects with a `LimiterError`: `queue_full`, or `queue_timeout` when it
+   * could not be admitted within the longest wait and `deadlineMs` (at once when that is already known, so the caller
+   * can fail over without waiting); or with the signal's reason when aborted.
+   */
+  acquire(options: AcquireOptions): Promise<Reservation>;
+  /**
+   * Charges what the request really used instead of its estimate: gives back the difference, or takes the excess.
+   * Called again with a later count (a stream's final usage), it corrects the previous one.
+   */
+  settle(reservation: Reservation, actualTokens: number): void;
+  /** A provider's response headers: when they say it has fewer requests or tokens left, admission holds back. */
+  observe(headers: HeaderReader): void;
+  /** Requests waiting now. */
+  queueDepth(): number;
+}
+
+/** Requests and tokens, e.g. what a limiter's buckets owe. */
+export interface Amounts {
+  requests: number;
+  tokens: number;
+}
+
+/** A hold the provider's headers put on a bucket: below what it holds now (in Redis: below what it can hold). */
+export type OnHold = (unit: Unit, hold: Hold) => void;
+
 export interface LimiterOptions {
   limits: ProviderLimits;
+  /** Enforce 1/share of `limits` (and of what the provider reports left): one replica's share of the whole. */
+  share?: number;
   /** Most requests waiting at once. */
   maxQueue?: number;
   /** Longest time a request waits in the queue. */
@@ -59,6 +94,15 @@ export interface LimiterOptions {
   now?: () => number;
   /** Called once per `acquire` with the time it waited and how it ended, for a wait-time histogram. */
   onWait?: (waitedMs: number, outcome: WaitOutcome) => void;
+  onHold?: OnHold;
+}
+
+/** Requests a full request bucket admits at once: one second's worth, at least one. */
+export const requestBurst = (requestsPerMinute: number): number => Math.max(1, Math.ceil(requestsPerMinute / 60));
+
+/** Rejects a token count that is not a finite number ≥ 0. */
+export function checkTokens(name: string, tokens: number): void {
+  if (!(tokens >= 0 && tokens < Infinity)) throw new RangeError(`${name} must be a finite number ≥ 0, got ${tokens}`);
 }
 
 /**
@@ -66,8 +110,8 @@ export interface LimiterOptions {
  * a request larger than what was left, or a usage above the estimate, overdraws it; later requests wait it off.
  */
 class Bucket {
-  private readonly capacity: number;
-  private readonly perMs: number;
+  readonly capacity: number;
+  readonly perMs: number;
   private level: number;
   private at: number;
 
@@ -95,6 +139,18 @@ class Bucket {
   take(amount: number): void {
     this.level = Math.min(this.capacity, this.level - amount);
   }
+
+  /** Lowers the level to `ceiling`, if it is above it; never raises it. Says whether it lowered it. */
+  cap(ceiling: number): boolean {
+    if (ceiling >= this.level) return false;
+    this.level = ceiling;
+    return true;
+  }
+
+  /** What was taken and has not refilled yet. */
+  owed(): number {
+    return this.capacity === Infinity ? 0 : this.capacity - this.level;
+  }
 }
 
 /** An absent limit: a bucket that never runs dry (Infinity absorbs every take and refill). */
@@ -113,13 +169,15 @@ interface Waiter {
   next: Waiter | undefined;
 }
 
-export class Limiter {
+export class LocalLimiter implements Limiter {
   private readonly requests: Bucket;
   private readonly tokens: Bucket;
+  private readonly share: number;
   private readonly maxQueue: number;
   private readonly maxWaitMs: number;
   private readonly now: () => number;
   private readonly onWait: ((waitedMs: number, outcome: WaitOutcome) => void) | undefined;
+  private readonly onHold: OnHold | undefined;
 
   private head: Waiter | undefined;
   private tail: Waiter | undefined;
@@ -135,29 +193,30 @@ export class Limiter {
     this.pump();
   };
 
-  constructor({ limits, maxQueue = 100, maxWaitMs = 10_000, requestBurst, now = Date.now, onWait }: LimiterOptions) {
+  constructor({ limits, share = 1, maxQueue = 100, maxWaitMs = 10_000, requestBurst: burst, now = Date.now, onWait, onHold }: LimiterOptions) {
     const start = now();
-    const { requestsPerMinute: rpm, tokensPerMinute: tpm } = limits;
-    this.requests = rpm === undefined ? unlimited(start) : new Bucket(requestBurst ?? Math.max(1, Math.ceil(rpm / 60)), rpm / 60_000, start);
+    const rpm = limits.requestsPerMinute === undefined ? undefined : limits.requestsPerMinute / share;
+    const tpm = limits.tokensPerMinute === undefined ? undefined : limits.tokensPerMinute / share;
+    this.requests = rpm === undefined ? unlimited(start) : new Bucket(burst ?? requestBurst(rpm), rpm / 60_000, start);
     this.tokens = tpm === undefined ? unlimited(start) : new Bucket(tpm, tpm / 60_000, start);
+    this.share = share;
     this.maxQueue = maxQueue;
     this.maxWaitMs = maxWaitMs;
     this.now = now;
     this.onWait = onWait;
+    this.onHold = onHold;
   }
 
-  /** Requests waiting now. */
   queueDepth(): number {
     return this.depth;
   }
 
-  /**
-   * Resolves when the request may be sent. Rejects with a `LimiterError`: `queue_full`, or `queue_timeout` when it
-   * could not be admitted within `maxWaitMs` and `deadlineMs` (at once when the queue ahead already says so, so the
-   * caller can fail over without waiting); or with the signal's reason when aborted.
-   */
   acquire({ tokens, signal, deadlineMs = Infinity }: AcquireOptions): Promise<Reservation> {
-    if (!(tokens >= 0 && tokens < Infinity)) return Promise.reject(new RangeError(`tokens must be a finite number ≥ 0, got ${tokens}`));
+    try {
+      checkTokens('tokens', tokens);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (signal?.aborted) return this.refuse('aborted', signal.reason);
     const now = this.now();
     this.refill(now);
@@ -196,17 +255,37 @@ export class Limiter {
     });
   }
 
-  /**
-   * Charges the token bucket what the request really used instead of its estimate: gives back the difference, or
-   * takes the excess. Called again with a later count (a stream's final usage), it corrects the previous one.
-   */
   settle(reservation: Reservation, actualTokens: number): void {
-    if (!(actualTokens >= 0 && actualTokens < Infinity)) throw new RangeError(`actualTokens must be a finite number ≥ 0, got ${actualTokens}`);
+    checkTokens('actualTokens', actualTokens);
     this.tokens.refill(this.now());
     this.tokens.take(actualTokens - reservation.tokens);
     // The reservation is read-only to callers only; the limiter records what it charged.
     (reservation as { tokens: number }).tokens = actualTokens;
     if (this.head !== undefined) this.pump();
+  }
+
+  observe(headers: HeaderReader): void {
+    const now = this.now();
+    const report = shareOfReport(readProviderReport(headers, now), this.share);
+    this.refill(now);
+    for (const [unit, bucket] of [['requests', this.requests], ['tokens', this.tokens]] as const) {
+      const hold = bucket.capacity === Infinity ? undefined : holdFor(unit, report, bucket.perMs);
+      if (hold !== undefined && bucket.cap(hold.ceiling)) this.onHold?.(unit, hold);
+    }
+    // The head's timer may now fire early; the pump it runs finds the bucket short and sets it again.
+  }
+
+  /** Takes from the buckets without queueing: what this replica already used elsewhere (see SharedLimiter). */
+  charge({ requests, tokens }: Amounts): void {
+    this.refill(this.now());
+    this.requests.take(requests);
+    this.tokens.take(tokens);
+  }
+
+  /** What the buckets owe now (taken and not refilled yet), plus what the requests in the queue will take. */
+  owed(): Amounts {
+    this.refill(this.now());
+    return { requests: this.requests.owed() + (this.requests.capacity === Infinity ? 0 : this.depth), tokens: this.tokens.owed() + (this.tokens.capacity === Infinity ? 0 : this.queuedTokens) };
   }
 
   private refill(now: number): void {

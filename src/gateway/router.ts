@@ -179,6 +179,7 @@ export async function route(deps: RouterDeps, model: CompiledModel, request: Cha
           sink.write(chunk, provider.name, chunk.model || step.model, depth);
         },
         onMalformed: () => deps.observer.malformedEvent(provider.name),
+        onHeaders: (headers) => limiter?.observe(headers),
       });
       const record: AttemptRecord = { provider: provider.name, model: step.model, outcome: result.kind === 'failed' ? result.error.class : 'success', durationMs: result.durationMs, ...(target.key !== undefined ? { keyIndex } : {}) };
       if (result.kind !== 'client-gone') {

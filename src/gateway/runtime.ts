@@ -12,10 +12,12 @@ import { BreakerRegistry, BREAKER_GAUGE } from './breaker.js';
 import { readConfig, type ConfigLoad } from './config-source.js';
 import { Cooldowns } from './cooldown.js';
 import { KeyStore } from './key-store.js';
-import { Limiter } from './limiter.js';
+import { LocalLimiter, type Limiter, type OnHold, type WaitOutcome } from './limiter.js';
 import type { GatewayMetrics } from './metrics.js';
 import { adapterFor } from './providers/index.js';
 import { openai } from './providers/openai.js';
+import { SharedLimiter } from './rate-limit/shared-limiter.js';
+import { RateLimitStore } from './rate-limit/store.js';
 import { MockTransport } from './providers/mock.js';
 import { RetryBudget } from './retry-budget.js';
 import type { RouterDeps } from './router.js';
@@ -55,7 +57,8 @@ export class Runtime {
   private timer: NodeJS.Timeout | undefined;
   private lastProblem: string | undefined;
 
-  private constructor(private readonly options: RuntimeOptions, environment: string) {
+  /** `rateLimits`: with `redis` in the config, where every replica's limiters share their buckets. */
+  private constructor(private readonly options: RuntimeOptions, environment: string, private readonly rateLimits: RateLimitStore | undefined) {
     this.keys = new KeyStore({
       environment,
       log: (level, message, fields) => options.log(level, message, fields),
@@ -68,7 +71,9 @@ export class Runtime {
   static async start(options: RuntimeOptions): Promise<Runtime> {
     const first = await readConfig(options.configPath);
     if (!first.ok) throw new Error(first.problem);
-    const runtime = new Runtime(options, first.config.route.environment);
+    // Connected once: like budgets, a new Redis URL needs a restart.
+    const rateLimits = first.config.redis ? await RateLimitStore.connect(first.config.redis.urlFile, { route: first.config.route, onDegraded: (degraded, error) => Runtime.logRateLimitStore(options.log, degraded, error) }) : undefined;
+    const runtime = new Runtime(options, first.config.route.environment, rateLimits);
     await runtime.apply(first);
     options.metrics.configReloadSuccessful.set(1);
     let reloading = false;
@@ -123,8 +128,14 @@ export class Runtime {
     return this.mocks.get(provider.name) as MockTransport;
   }
 
+  private static logRateLimitStore(log: Logger, degraded: boolean, error: unknown): void {
+    if (degraded) log('error', 'Redis unreachable: rate limits enforced on this replica\'s local share', { error: String(error) });
+    else log('info', 'Redis reachable again: rate limits shared', {});
+  }
+
   /** A limiter per entity with limits; unchanged limits keep their limiter, and with it the queue of waiting requests. */
   private limitersFor(
+    kind: 'provider' | 'client',
     entities: readonly { name: string; limits?: ProviderLimitsT | undefined }[],
     previous: Map<string, Limiter>,
     before: readonly { name: string; limits?: ProviderLimitsT | undefined }[] | undefined,
@@ -135,9 +146,18 @@ export class Runtime {
       if (!entity.limits) continue;
       const kept = previous.get(entity.name);
       const same = kept && JSON.stringify(before?.find((e) => e.name === entity.name)?.limits) === JSON.stringify(entity.limits);
-      next.set(entity.name, same && kept ? kept : new Limiter({ limits: entity.limits, onWait: (waitedMs, outcome) => onWait(entity.name, waitedMs, outcome) }));
+      next.set(entity.name, same && kept ? kept : this.limiter(kind, entity.name, entity.limits, (waitedMs, outcome) => onWait(entity.name, waitedMs, outcome)));
     }
     return next;
+  }
+
+  /** Shared by every replica through Redis when the config has it; else this process's own. */
+  private limiter(kind: 'provider' | 'client', name: string, limits: ProviderLimitsT, onWait: (waitedMs: number, outcome: WaitOutcome) => void): Limiter {
+    const onHold: OnHold = (unit, hold) =>
+      this.options.log('debug', 'rate limit held back by the provider\'s headers', { [kind]: name, unit, reason: hold.reason, ceiling: hold.ceiling, message: hold.message });
+    if (this.rateLimits === undefined) return new LocalLimiter({ limits, onWait, onHold });
+    // Read when an outage begins: the config serving then says how many replicas share the limit.
+    return new SharedLimiter({ store: this.rateLimits, name: `${kind}:${name}`, limits, replicas: () => this.current().config.replicas, onWait, onHold });
   }
 
   /** The limiter of a client with `limits`, or undefined. */
@@ -151,9 +171,9 @@ export class Runtime {
     await this.keys.load(config.providers);
     await this.clients.load(config);
     this.mocks = new Map(config.providers.filter((p) => p.type === 'mock').map((p) => [p.name, new MockTransport(p.name, p.mock ?? { latencyMs: 0, failureRatio: 0, failureKind: 'server-error' })]));
-    const limiters = this.limitersFor(config.providers, this.limiters, this.snapshot?.config.providers, (name, waitedMs, outcome) => metrics.queueWait.observe({ provider: name, outcome }, waitedMs / 1000));
+    const limiters = this.limitersFor('provider', config.providers, this.limiters, this.snapshot?.config.providers, (name, waitedMs, outcome) => metrics.queueWait.observe({ provider: name, outcome }, waitedMs / 1000));
     this.limiters = limiters;
-    this.clientLimiters = this.limitersFor(config.clients, this.clientLimiters, this.snapshot?.config.clients, () => undefined);
+    this.clientLimiters = this.limitersFor('client', config.clients, this.clientLimiters, this.snapshot?.config.clients, () => undefined);
     if (!this.breakers) {
       this.breakers = new BreakerRegistry(config.circuitBreaker, {
         onTransition: (t) => {
@@ -202,6 +222,7 @@ export class Runtime {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.rateLimits?.close();
     await this.http.close();
   }
 }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { Limiter, LimiterError, type LimiterOptions, type Reservation, type WaitOutcome } from '../../src/gateway/limiter.js';
+import { LimiterError, LocalLimiter, type LimiterOptions, type Reservation, type WaitOutcome } from '../../src/gateway/limiter.js';
 
 /** What became of one `acquire`, and when (fake time, ms since the test started). */
 interface Tracked {
@@ -22,7 +22,7 @@ const advance = (ms: number) => jest.advanceTimersByTimeAsync(ms);
 
 function setup(options: Omit<LimiterOptions, 'now'>) {
   const waits: [number, WaitOutcome][] = [];
-  const limiter = new Limiter({ onWait: (waited, outcome) => waits.push([waited, outcome]), ...options });
+  const limiter = new LocalLimiter({ onWait: (waited, outcome) => waits.push([waited, outcome]), ...options });
   const acquire = (tokens = 1, more: { signal?: AbortSignal; deadlineMs?: number } = {}) => track(limiter.acquire({ tokens, ...more }));
   return { limiter, acquire, waits };
 }
@@ -255,5 +255,102 @@ describe('Limiter, abort and timers', () => {
     await expect(limiter.acquire({ tokens: -1 })).rejects.toThrow(RangeError);
     const reservation = await limiter.acquire({ tokens: 10 });
     expect(() => limiter.settle(reservation, Number.NaN)).toThrow(RangeError);
+  });
+});
+
+const headers = (values: Record<string, string>) => ({ get: (name: string) => values[name] ?? null });
+
+describe('Limiter, held back by the provider\'s headers', () => {
+  it('admits no more than the provider says it has left, then paces at its own rate', async () => {
+    const { acquire, limiter } = setup({ limits: { requestsPerMinute: 600 } }); // 10 a second, 10 at once
+    limiter.observe(headers({ 'x-ratelimit-remaining-requests': '2' }));
+    const requests = Array.from({ length: 4 }, () => acquire());
+    await advance(0);
+    expect(requests.map((r) => r.at)).toEqual([0, 0, undefined, undefined]);
+    await advance(200);
+    expect(requests.map((r) => r.at)).toEqual([0, 0, 100, 200]);
+  });
+
+  it('admits nothing until the provider\'s retry-after, and reports the hold', async () => {
+    const holds: [string, string, number][] = [];
+    const limiter = new LocalLimiter({ limits: { requestsPerMinute: 60, tokensPerMinute: 6000 }, onHold: (unit, hold) => holds.push([unit, hold.reason, hold.ceiling]) });
+    limiter.observe(headers({ 'retry-after': '3', 'x-ratelimit-remaining-requests': '0' }));
+    expect(holds).toEqual([
+      ['requests', 'retry_after', -3],
+      ['tokens', 'retry_after', -300],
+    ]);
+    // Empty at 3 s, then one request's worth of refill: 4 s.
+    const request = track(limiter.acquire({ tokens: 1 }));
+    await advance(3999);
+    expect(request.at).toBeUndefined();
+    await advance(1);
+    expect(request.at).toBe(4000);
+  });
+
+  it('holds a waiter already in the queue back too', async () => {
+    const { acquire, limiter } = setup({ limits: { requestsPerMinute: 60 } });
+    acquire();
+    const second = acquire(); // due at 1 s
+    limiter.observe(headers({ 'retry-after-ms': '2500' }));
+    await advance(3000);
+    expect(second.at).toBeUndefined();
+    await advance(500);
+    expect(second.at).toBe(3500);
+  });
+
+  it('never raises the limiter above its own limit, and reports no hold, when the provider has more left', async () => {
+    const holds: string[] = [];
+    const { acquire, limiter } = setup({ limits: { requestsPerMinute: 60 }, onHold: (unit) => holds.push(unit) });
+    acquire();
+    limiter.observe(headers({ 'x-ratelimit-remaining-requests': '5000', 'x-ratelimit-limit-requests': '5000', 'x-ratelimit-reset-requests': '12ms' }));
+    const second = acquire();
+    await advance(999);
+    expect(second.at).toBeUndefined();
+    await advance(1);
+    expect(second.at).toBe(1000);
+    expect(holds).toEqual([]);
+  });
+
+  it('ignores headers about a bucket it does not limit', async () => {
+    const { acquire, limiter } = setup({ limits: { requestsPerMinute: 60 } });
+    limiter.observe(headers({ 'x-ratelimit-remaining-tokens': '0' }));
+    const request = acquire(1000);
+    await advance(0);
+    expect(request.at).toBe(0);
+  });
+});
+
+describe('Limiter, a share of the limits', () => {
+  it('enforces 1/share of each limit, and of what the provider says is left', async () => {
+    const { acquire, limiter } = setup({ limits: { requestsPerMinute: 1200 }, share: 2 }); // 10 a second each, 10 at once
+    const burst = Array.from({ length: 11 }, () => acquire());
+    await advance(0);
+    expect(burst.filter((r) => r.at === 0)).toHaveLength(10);
+    await advance(100);
+    expect(burst[10]!.at).toBe(100);
+    // The provider has 8 left: this replica's part is 4.
+    await advance(1000);
+    limiter.observe(headers({ 'x-ratelimit-remaining-requests': '8' }));
+    const more = Array.from({ length: 5 }, () => acquire());
+    await advance(0);
+    expect(more.filter((r) => r.at !== undefined)).toHaveLength(4);
+  });
+
+  it('owes what it was charged and what its queue holds, refilling as it goes', async () => {
+    const limiter = new LocalLimiter({ limits: { requestsPerMinute: 60, tokensPerMinute: 6000 } });
+    limiter.charge({ requests: 1, tokens: 3000 });
+    expect(limiter.owed()).toEqual({ requests: 1, tokens: 3000 });
+    const waiting = track(limiter.acquire({ tokens: 500 })); // the request bucket is empty: it queues
+    expect(limiter.owed()).toEqual({ requests: 2, tokens: 3500 });
+    await advance(1000);
+    expect(waiting.at).toBe(1000);
+    // 1 s refilled one request and 100 tokens; the waiter took one and 500.
+    expect(limiter.owed()).toEqual({ requests: 1, tokens: 3400 });
+  });
+
+  it('owes nothing for a bucket without a limit', () => {
+    const limiter = new LocalLimiter({ limits: { requestsPerMinute: 60 } });
+    limiter.charge({ requests: 0, tokens: 10_000 });
+    expect(limiter.owed()).toEqual({ requests: 0, tokens: 0 });
   });
 });

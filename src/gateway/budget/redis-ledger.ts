@@ -31,7 +31,7 @@ export interface RouteRef {
   environment: string;
 }
 
-function keyPrefix(route: RouteRef): string {
+export function keyPrefix(route: RouteRef): string {
   return `llmroute:{${route.namespace ? `${route.namespace}/` : ''}${route.name}/${route.environment}}:`;
 }
 
