@@ -21,6 +21,7 @@ import { RateLimitStore } from './rate-limit/store.js';
 import { MockTransport } from './providers/mock.js';
 import { RetryBudget } from './retry-budget.js';
 import type { RouterDeps } from './router.js';
+import { loadEncodings } from './tokenizers/encodings.js';
 import type { Tracing } from './tracing.js';
 import { HttpTransport, type Transport } from './transport.js';
 
@@ -72,7 +73,7 @@ export class Runtime {
     const first = await readConfig(options.configPath);
     if (!first.ok) throw new Error(first.problem);
     // Connected once: like budgets, a new Redis URL needs a restart.
-    const rateLimits = first.config.redis ? await RateLimitStore.connect(first.config.redis.urlFile, { route: first.config.route, onDegraded: (degraded, error) => Runtime.logRateLimitStore(options.log, degraded, error) }) : undefined;
+    const rateLimits = first.config.redis ? await RateLimitStore.connect(first.config.redis.urlFile, { route: first.config.route, onDegraded: (degraded, error) => Runtime.reportRateLimitStore(options, degraded, error) }) : undefined;
     const runtime = new Runtime(options, first.config.route.environment, rateLimits);
     await runtime.apply(first);
     options.metrics.configReloadSuccessful.set(1);
@@ -128,7 +129,8 @@ export class Runtime {
     return this.mocks.get(provider.name) as MockTransport;
   }
 
-  private static logRateLimitStore(log: Logger, degraded: boolean, error: unknown): void {
+  private static reportRateLimitStore({ log, metrics }: RuntimeOptions, degraded: boolean, error: unknown): void {
+    metrics.rateLimitStoreDegraded.set(degraded ? 1 : 0);
     if (degraded) log('error', 'Redis unreachable: rate limits enforced on this replica\'s local share', { error: String(error) });
     else log('info', 'Redis reachable again: rate limits shared', {});
   }
@@ -151,13 +153,21 @@ export class Runtime {
     return next;
   }
 
+  /** What a provider's limiter does when the provider's headers hold it back. */
+  private providerHold(provider: string): OnHold {
+    return (unit, hold) => {
+      this.options.metrics.rateLimitHolds.inc({ provider, unit, reason: hold.reason });
+      this.options.log('debug', 'rate limit held back by the provider\'s headers', { provider, unit, reason: hold.reason, ceiling: hold.ceiling, message: hold.message });
+    };
+  }
+
   /** Shared by every replica through Redis when the config has it; else this process's own. */
   private limiter(kind: 'provider' | 'client', name: string, limits: ProviderLimitsT, onWait: (waitedMs: number, outcome: WaitOutcome) => void): Limiter {
-    const onHold: OnHold = (unit, hold) =>
-      this.options.log('debug', 'rate limit held back by the provider\'s headers', { [kind]: name, unit, reason: hold.reason, ceiling: hold.ceiling, message: hold.message });
-    if (this.rateLimits === undefined) return new LocalLimiter({ limits, onWait, onHold });
+    // Only providers send rate-limit headers (the router gives a provider's to its limiter): a client's is never held.
+    const onHold = kind === 'provider' ? { onHold: this.providerHold(name) } : {};
+    if (this.rateLimits === undefined) return new LocalLimiter({ limits, onWait, ...onHold });
     // Read when an outage begins: the config serving then says how many replicas share the limit.
-    return new SharedLimiter({ store: this.rateLimits, name: `${kind}:${name}`, limits, replicas: () => this.current().config.replicas, onWait, onHold });
+    return new SharedLimiter({ store: this.rateLimits, name: `${kind}:${name}`, limits, replicas: () => this.current().config.replicas, onWait, ...onHold });
   }
 
   /** The limiter of a client with `limits`, or undefined. */
@@ -170,6 +180,8 @@ export class Runtime {
     const { metrics } = this.options;
     await this.keys.load(config.providers);
     await this.clients.load(config);
+    // Before the config serves: loading o200k_base takes up to half a second that no request should wait for.
+    await loadEncodings(config);
     this.mocks = new Map(config.providers.filter((p) => p.type === 'mock').map((p) => [p.name, new MockTransport(p.name, p.mock ?? { latencyMs: 0, failureRatio: 0, failureKind: 'server-error' })]));
     const limiters = this.limitersFor('provider', config.providers, this.limiters, this.snapshot?.config.providers, (name, waitedMs, outcome) => metrics.queueWait.observe({ provider: name, outcome }, waitedMs / 1000));
     this.limiters = limiters;

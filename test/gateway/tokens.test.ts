@@ -10,7 +10,9 @@ import type { ChatRequest } from '../../src/gateway/types.js';
 import { countPromptTokens, EXACT_COUNT_MAX_BYTES, estimateRequestTokens, inputLimitError, needsTokenizer, type PromptCount } from '../../src/gateway/tokens.js';
 import { IMAGE_TOKENS } from '../../src/gateway/tokenizers/chat-format.js';
 import { tokenCounter } from '../../src/gateway/tokenizers/encodings.js';
-import { BYTE_ESTIMATE, CLAUDE_FACTOR, CLAUDE_TOOLS_PROMPT, countingFor, countingForModel, type Encoding } from '../../src/gateway/tokenizers/families.js';
+import { BYTE_ESTIMATE, CLAUDE_FACTOR, CLAUDE_TOOLS_PROMPT, countingFor, countingForModel, encodingsFor, type Encoding } from '../../src/gateway/tokenizers/families.js';
+import { compileEnvironment } from '../../src/api/compile.js';
+import { buildRoute, type TestGatewayOptions } from '../support/gateway.js';
 import { CLAUDE, GPT, gatewayFor, resetFakes, startFakes, stopFakes, TIMEOUTS, type Fakes } from './e2e/fixtures.js';
 
 const count = async (encoding: Encoding, text: string) => (await tokenCounter(encoding))(text);
@@ -135,6 +137,29 @@ describe('choosing the tokenizer', () => {
     expect(countingForModel({ providers } as never, { fallback: [{ provider: 'claude', model: CLAUDE }, { provider: 'openai', model: GPT }] })).toMatchObject({ factor: CLAUDE_FACTOR });
     expect(countingForModel({ providers } as never, { fallback: [{ provider: 'openai', model: GPT }, { provider: 'claude', model: CLAUDE }] })).toMatchObject({ encoding: 'o200k_base', exact: true, factor: 1 });
     expect(countingForModel({ providers } as never, { fallback: [{ provider: 'gone', model: GPT }] })).toBe(BYTE_ESTIMATE);
+  });
+
+  it('loads, before serving, the encodings of every model and of what each flag pins', () => {
+    const config = (flags: TestGatewayOptions['flags'] = []) =>
+      compileEnvironment(
+        buildRoute({
+          providers: [
+            { name: 'openai', type: 'openai' },
+            { name: 'local', type: 'openai-compatible', baseURL: 'http://vllm.internal:8000/v1' },
+          ],
+          models: [
+            { name: 'chat', pin: GPT, fallback: [{ provider: 'openai' }] },
+            { name: 'local', pin: 'llama-3.1-8b', fallback: [{ provider: 'local' }] },
+          ],
+          flags,
+        }),
+        'test',
+        { secretsRoot: '/secrets' },
+      );
+    expect(encodingsFor(config())).toEqual(new Set(['o200k_base']));
+    expect(encodingsFor(config([{ name: 'legacy', percent: 10, set: { models: { chat: { pin: 'gpt-4-0613' } } } }]))).toEqual(new Set(['o200k_base', 'cl100k_base']));
+    const selfHostedOnly = config();
+    expect(encodingsFor({ ...selfHostedOnly, models: selfHostedOnly.models.filter((m) => m.name === 'local') })).toEqual(new Set());
   });
 });
 

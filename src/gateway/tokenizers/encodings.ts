@@ -1,9 +1,11 @@
 /**
  * OpenAI's BPE encodings (gpt-tokenizer, pure JavaScript), imported on first use: o200k_base costs 0.3–0.6 s and
  * about 20 MB of heap to load, cl100k_base a third of that, and a gateway whose models need neither (self-hosted,
- * mock) never pays for them. The first request that needs an encoding waits for it; later ones count at once.
+ * mock) never pays for them. The gateway loads what its config needs before it serves (`loadEncodings`); a request
+ * that still finds one loading waits for it.
  */
-import type { Encoding } from './families.js';
+import type { GatewayConfig } from '../../api/gateway-config.js';
+import { encodingsFor, type Encoding } from './families.js';
 
 export type TokenCounter = (text: string) => number;
 
@@ -38,4 +40,9 @@ export function tokenCounter(encoding: Encoding): TokenCounter | Promise<TokenCo
     loading.set(encoding, pending);
   }
   return pending;
+}
+
+/** Loads every encoding the config's models (and their flag variants) count with. */
+export async function loadEncodings(config: Pick<GatewayConfig, 'providers' | 'models' | 'flags'>): Promise<void> {
+  await Promise.all([...encodingsFor(config)].map((encoding) => tokenCounter(encoding)));
 }

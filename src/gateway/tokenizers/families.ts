@@ -12,6 +12,7 @@
  */
 import type { CompiledModel, GatewayConfig } from '../../api/gateway-config.js';
 import type { ProviderType } from '../../api/schema.js';
+import { applyFlags } from '../flags.js';
 
 export type Encoding = 'o200k_base' | 'cl100k_base';
 
@@ -80,4 +81,19 @@ export function countingForModel(config: Pick<GatewayConfig, 'providers'>, model
   const step = model.fallback[0];
   if (!step) return BYTE_ESTIMATE;
   return countingFor(config.providers.find((p) => p.name === step.provider)?.type, step.model);
+}
+
+/**
+ * Every encoding a config's models may count with: each model as configured and as each flag would change it (a
+ * flag may pin another family). What the gateway loads before it serves, so no request waits for a tokenizer.
+ */
+export function encodingsFor(config: Pick<GatewayConfig, 'providers' | 'models' | 'flags'>): Set<Encoding> {
+  const encodings = new Set<Encoding>();
+  for (const model of config.models) {
+    for (const variant of [model, ...config.flags.map((flag) => applyFlags(model, [flag]))]) {
+      const { encoding } = countingForModel(config, variant);
+      if (encoding) encodings.add(encoding);
+    }
+  }
+  return encodings;
 }
