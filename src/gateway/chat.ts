@@ -20,7 +20,7 @@ import type { Snapshot } from './runtime.js';
 import { JsonSink, StreamSink } from './sinks.js';
 import type { RequestTrace } from './tracing.js';
 import { countPromptTokens, inputLimitError, maxOutputTokens } from './tokens.js';
-import { countingForModel } from './tokenizers/families.js';
+import { admissionCounting } from './tokenizers/families.js';
 import type { ChatChunk, ChatCompletion, ChatRequest } from './types.js';
 
 export interface ChatContext {
@@ -116,7 +116,7 @@ async function serveChat(ctx: ChatContext, body: ChatRequest, request: IncomingM
   const variant = variantLabel(selection.flags);
   const flags = flagsHeader(selection.flags);
   const flagHeaders: Record<string, string> = flags ? { [FLAGS_HEADER]: flags } : {};
-  const prompt = await countPromptTokens(body, countingForModel(config, model), model.maxInputTokens);
+  const prompt = await countPromptTokens(body, admissionCounting(config, model), model.maxInputTokens);
   const overInput = inputLimitError(prompt, model);
   if (overInput) throw overInput;
   const promptTokens = prompt.tokens;

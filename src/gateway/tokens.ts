@@ -4,6 +4,7 @@
  * tokenizer counts where one is public (tokenizers/families.ts says which); elsewhere the count is an estimate and
  * says so. Limits and budgets settle to the provider's reported usage afterwards, whichever it was.
  *
+ * Only a decision needs an exact count (`admissionCounting`: a cap or a budget); elsewhere the byte estimate serves.
  * Tokenizing costs 65–160 µs per KB of prompt (docs/gateway.md, "Token counting"), dozens of times JSON.parse of
  * the same body, paid on the event loop, so the count is exact only where that is cheap or a decision needs it:
  *

@@ -10,7 +10,7 @@ import type { ChatRequest } from '../../src/gateway/types.js';
 import { countPromptTokens, EXACT_COUNT_MAX_BYTES, estimateRequestTokens, inputLimitError, needsTokenizer, type PromptCount } from '../../src/gateway/tokens.js';
 import { IMAGE_TOKENS } from '../../src/gateway/tokenizers/chat-format.js';
 import { tokenCounter } from '../../src/gateway/tokenizers/encodings.js';
-import { BYTE_ESTIMATE, CLAUDE_FACTOR, CLAUDE_TOOLS_PROMPT, countingFor, countingForModel, encodingsFor, type Encoding } from '../../src/gateway/tokenizers/families.js';
+import { BYTE_ESTIMATE, CLAUDE_FACTOR, CLAUDE_TOOLS_PROMPT, countingFor, countingForModel, admissionCounting, encodingsFor, type Encoding } from '../../src/gateway/tokenizers/families.js';
 import { compileEnvironment } from '../../src/api/compile.js';
 import { buildRoute, type TestGatewayOptions } from '../support/gateway.js';
 import { CLAUDE, GPT, gatewayFor, resetFakes, startFakes, stopFakes, TIMEOUTS, type Fakes } from './e2e/fixtures.js';
@@ -139,27 +139,40 @@ describe('choosing the tokenizer', () => {
     expect(countingForModel({ providers } as never, { fallback: [{ provider: 'gone', model: GPT }] })).toBe(BYTE_ESTIMATE);
   });
 
+  const compiled = (options: Partial<TestGatewayOptions> = {}) =>
+    compileEnvironment(
+      buildRoute({
+        providers: [
+          { name: 'openai', type: 'openai' },
+          { name: 'local', type: 'openai-compatible', baseURL: 'http://vllm.internal:8000/v1' },
+        ],
+        models: [
+          { name: 'chat', pin: GPT, maxInputTokens: 8000, fallback: [{ provider: 'openai' }] },
+          { name: 'local', pin: 'llama-3.1-8b', maxInputTokens: 8000, fallback: [{ provider: 'local' }] },
+        ],
+        ...options,
+      }),
+      'test',
+      { secretsRoot: '/secrets' },
+    );
+
   it('loads, before serving, the encodings of every model and of what each flag pins', () => {
-    const config = (flags: TestGatewayOptions['flags'] = []) =>
-      compileEnvironment(
-        buildRoute({
-          providers: [
-            { name: 'openai', type: 'openai' },
-            { name: 'local', type: 'openai-compatible', baseURL: 'http://vllm.internal:8000/v1' },
-          ],
-          models: [
-            { name: 'chat', pin: GPT, fallback: [{ provider: 'openai' }] },
-            { name: 'local', pin: 'llama-3.1-8b', fallback: [{ provider: 'local' }] },
-          ],
-          flags,
-        }),
-        'test',
-        { secretsRoot: '/secrets' },
-      );
-    expect(encodingsFor(config())).toEqual(new Set(['o200k_base']));
-    expect(encodingsFor(config([{ name: 'legacy', percent: 10, set: { models: { chat: { pin: 'gpt-4-0613' } } } }]))).toEqual(new Set(['o200k_base', 'cl100k_base']));
-    const selfHostedOnly = config();
-    expect(encodingsFor({ ...selfHostedOnly, models: selfHostedOnly.models.filter((m) => m.name === 'local') })).toEqual(new Set());
+    expect(encodingsFor(compiled())).toEqual(new Set(['o200k_base']));
+    expect(encodingsFor(compiled({ flags: [{ name: 'legacy', percent: 10, set: { models: { chat: { pin: 'gpt-4-0613' } } } }] }))).toEqual(new Set(['o200k_base', 'cl100k_base']));
+    const config = compiled();
+    expect(encodingsFor({ ...config, models: config.models.filter((m) => m.name === 'local') })).toEqual(new Set());
+  });
+
+  it('counts exactly only where a cap or a budget decides, and loads no encoding otherwise', () => {
+    const uncapped = compiled({ models: [{ name: 'chat', pin: GPT, fallback: [{ provider: 'openai' }] }] });
+    const model = uncapped.models[0]!;
+    expect(admissionCounting(uncapped, model)).toBe(BYTE_ESTIMATE);
+    expect(encodingsFor(uncapped)).toEqual(new Set());
+    expect(admissionCounting(uncapped, { ...model, maxInputTokens: 100 })).toMatchObject({ encoding: 'o200k_base', exact: true });
+    const budgeted = compiled({ models: [{ name: 'chat', pin: GPT, fallback: [{ provider: 'openai' }] }], budget: { daily: 5 } });
+    expect(admissionCounting(budgeted, budgeted.models[0]!)).toMatchObject({ encoding: 'o200k_base', exact: true });
+    // A flag that sets a cap brings its encoding along.
+    expect(encodingsFor(compiled({ models: [{ name: 'chat', pin: GPT, fallback: [{ provider: 'openai' }] }], flags: [{ name: 'capped', percent: 5, set: { models: { chat: { maxInputTokens: 100 } } } }] }))).toEqual(new Set(['o200k_base']));
   });
 });
 

@@ -43,6 +43,6 @@ export function tokenCounter(encoding: Encoding): TokenCounter | Promise<TokenCo
 }
 
 /** Loads every encoding the config's models (and their flag variants) count with. */
-export async function loadEncodings(config: Pick<GatewayConfig, 'providers' | 'models' | 'flags'>): Promise<void> {
+export async function loadEncodings(config: Pick<GatewayConfig, 'providers' | 'models' | 'flags' | 'budget' | 'clients'>): Promise<void> {
   await Promise.all([...encodingsFor(config)].map((encoding) => tokenCounter(encoding)));
 }

@@ -84,14 +84,28 @@ export function countingForModel(config: Pick<GatewayConfig, 'providers'>, model
 }
 
 /**
- * Every encoding a config's models may count with: each model as configured and as each flag would change it (a
- * flag may pin another family). What the gateway loads before it serves, so no request waits for a tokenizer.
+ * Only a decision needs the exact count: the model's `maxInputTokens`, or a budget, whose reservation must not fall
+ * short of what the provider will charge for the prompt. Everywhere else the estimate serves (rate limits and logs
+ * settle to the provider's usage), and the encoding, 40–70 MB of memory for o200k_base, is never loaded.
  */
-export function encodingsFor(config: Pick<GatewayConfig, 'providers' | 'models' | 'flags'>): Set<Encoding> {
+export function needsExactCount(config: Pick<GatewayConfig, 'budget' | 'clients'>, model: Pick<CompiledModel, 'maxInputTokens'>): boolean {
+  return model.maxInputTokens !== undefined || config.budget !== undefined || config.clients.some((client) => client.budget !== undefined);
+}
+
+/** How admission counts a model's prompt (after flags): with its tokenizer where a decision needs it, else the estimate. */
+export function admissionCounting(config: Pick<GatewayConfig, 'providers' | 'budget' | 'clients'>, model: Pick<CompiledModel, 'fallback' | 'maxInputTokens'>): Counting {
+  return needsExactCount(config, model) ? countingForModel(config, model) : BYTE_ESTIMATE;
+}
+
+/**
+ * Every encoding admission may count with: each model as configured and as each flag would change it (a flag may pin
+ * another family or set a cap). What the gateway loads before it serves, so no request waits for a tokenizer.
+ */
+export function encodingsFor(config: Pick<GatewayConfig, 'providers' | 'models' | 'flags' | 'budget' | 'clients'>): Set<Encoding> {
   const encodings = new Set<Encoding>();
   for (const model of config.models) {
     for (const variant of [model, ...config.flags.map((flag) => applyFlags(model, [flag]))]) {
-      const { encoding } = countingForModel(config, variant);
+      const { encoding } = admissionCounting(config, variant);
       if (encoding) encodings.add(encoding);
     }
   }
