@@ -95,6 +95,8 @@ export class GatewayMetrics {
   readonly keyReloads = new Counter({ name: 'llmroute_key_reloads_total', help: 'Key files that changed, by provider and result.', labelNames: ['provider', 'result'], registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'llmroute_ratelimit_queue_depth', help: 'Requests waiting in a provider\'s admission queue.', labelNames: ['provider'], registers: [this.registry] });
   readonly queueWait = new Histogram({ name: 'llmroute_ratelimit_wait_seconds', help: 'Time spent waiting for admission, by outcome.', labelNames: ['provider', 'outcome'], buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], registers: [this.registry] });
+  readonly rateLimitStoreDegraded = new Gauge({ name: 'llmroute_ratelimit_store_degraded', help: '1 while Redis is unreachable and rate limits are enforced on a local share.', registers: [this.registry] });
+  readonly rateLimitHolds = new Counter({ name: 'llmroute_ratelimit_holds_total', help: 'Times a provider\'s rate-limit headers held its limiter back, by unit (requests, tokens) and reason (remaining, slower_refill, retry_after).', labelNames: ['provider', 'unit', 'reason'], registers: [this.registry] });
   readonly ready = new Gauge({ name: 'llmroute_gateway_ready', help: '1 when the gateway has a valid config and every required key.', registers: [this.registry] });
   // The three budget gauges are read from the ledger when scraped, in one read shared by the three (see collectBudgets).
   readonly budgetSpent = new Gauge({ name: 'llmroute_budget_spent_usd', help: 'Spend in the current period of each budget window, as the ledger in use holds it.', labelNames: ['scope', 'window'], registers: [this.registry], collect: () => this.collectBudgets() });

@@ -47,6 +47,7 @@ export const ALERT_NAMES = [
   'LLMRouteConfigReloadFailing',
   'LLMRouteModelPriceUnknown',
   'LLMRouteBudgetStoreDegraded',
+  'LLMRouteRateLimitStoreDegraded',
   'LLMRouteBudgetThresholdReached',
   'LLMRouteBudgetBurnRateHigh',
   'LLMRouteBudgetExhausted',
@@ -71,6 +72,7 @@ export const RULE_METRICS = {
   unknownPrice: 'llmroute_unknown_price_total',
   ready: 'llmroute_gateway_ready',
   budgetStoreDegraded: 'llmroute_budget_store_degraded',
+  rateLimitStoreDegraded: 'llmroute_ratelimit_store_degraded',
   budgetThreshold: 'llmroute_budget_threshold_crossed_total',
   budgetDegraded: 'llmroute_budget_degraded_requests_total',
   budgetRejected: 'llmroute_budget_rejected_requests_total',
@@ -141,6 +143,11 @@ export function budgetsOf(route: LLMRoute, environment: string): { scope: string
 /** The distinct alertAt fractions of every budget of the environment, ascending: one threshold alert each. */
 export function alertAtFractions(route: LLMRoute, environment: string): number[] {
   return [...new Set(budgetsOf(route, environment).flatMap((b) => b.budget.alertAt))].sort((a, b) => a - b);
+}
+
+/** Whether a provider or a client has rate limits: only their limiters ask Redis, and notice when it is gone. */
+function hasRateLimits(route: LLMRoute): boolean {
+  return [...route.spec.providers, ...(route.spec.clients ?? [])].some((entity) => entity.limits !== undefined);
 }
 
 /** Flags of the environment whose percentage the controller steps (and may roll back). */
@@ -290,7 +297,7 @@ export function alertRuleGroups(route: LLMRoute, environment: string, namespace:
     description: `In the last ${EVENT_WINDOW.unknownPrice}, ${where} answered with model {{ $labels.model }}, which has no known price: its spend is missing from llmroute_cost_usd_total and from every budget. Add it to spec.prices.`,
   });
 
-  // --- Budgets ------------------------------------------------------------------------------------------------
+  // --- Redis and budgets --------------------------------------------------------------------------------------
 
   const env = route.spec.environments.find((e) => e.name === environment);
   if (env?.gateway.redis) {
@@ -300,6 +307,14 @@ export function alertRuleGroups(route: LLMRoute, environment: string, namespace:
       summary: `${name} cannot reach its budget Redis`,
       description: `A gateway pod of ${where} has not reached its Redis for 5 minutes: budgets are enforced on each replica's local share of the limits, so requests may be refused early, and spend recorded meanwhile is reconciled when Redis is back.`,
     });
+    if (hasRateLimits(route)) {
+      add('LLMRouteRateLimitStoreDegraded', 'warning', {
+        expr: `max by (${BY}) (${sel(M.rateLimitStoreDegraded)}) > 0`,
+        for: '5m',
+        summary: `${name} cannot reach its rate-limit Redis`,
+        description: `A gateway pod of ${where} has not reached its Redis for 5 minutes: rate limits are enforced on each replica's local share (limit ÷ replicas), so the replicas stay under a limit together only while traffic is spread evenly, a busy replica queues or refuses early, and a provider's retry-after holds back only the replica that saw it. What the shares took is handed over to Redis when it is back.`,
+      });
+    }
   }
 
   const budgets = budgetsOf(route, environment);

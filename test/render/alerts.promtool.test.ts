@@ -24,7 +24,7 @@ kind: LLMRoute
 metadata: { name: support-bot, namespace: ai }
 spec:
   providers:
-    - { name: openai, type: openai }
+    - { name: openai, type: openai, limits: { requestsPerMinute: 500 } }
     - { name: anthropic, type: anthropic }
   models:
     - name: chat
@@ -212,6 +212,10 @@ const CASES: Case[] = [
   { alert: 'LLMRouteBudgetStoreDegraded', title: 'Redis out of reach for 5 minutes', input: [gw('llmroute_budget_store_degraded', {}, '0x3 1x20')], at: '15m', fires: [{ labels: at('warning') }] },
   { alert: 'LLMRouteBudgetStoreDegraded', title: 'a two-minute Redis blip', input: [gw('llmroute_budget_store_degraded', {}, '0 1 1 0x20')], at: '15m', fires: [] },
 
+  // --- LLMRouteRateLimitStoreDegraded
+  { alert: 'LLMRouteRateLimitStoreDegraded', title: 'one pod out of reach of Redis for 5 minutes', input: [gw('llmroute_ratelimit_store_degraded', {}, '0x3 1x20'), gw('llmroute_ratelimit_store_degraded', {}, '0x23', 'gw-2')], at: '15m', fires: [{ labels: at('warning') }] },
+  { alert: 'LLMRouteRateLimitStoreDegraded', title: 'a two-minute Redis blip, and only the budget store reporting', input: [gw('llmroute_ratelimit_store_degraded', {}, '0 1 1 0x20'), gw('llmroute_budget_store_degraded', {}, '1x23')], at: '15m', fires: [] },
+
   // --- LLMRouteBudgetThresholdReached (alertAt 0.5, 0.8 and 1 for the environment, 0.8 for client web)
   {
     alert: 'LLMRouteBudgetThresholdReached',
@@ -396,7 +400,7 @@ describe('alert rules under promtool', () => {
   const groups = alertRuleGroups(route, ENV, NS);
   const rules = groups.flatMap((g) => g.rules);
 
-  it('renders every alert for a route with budgets, a degrading client budget, Redis and a rollout', () => {
+  it('renders every alert for a route with budgets, a degrading client budget, rate limits, Redis and a rollout', () => {
     expect([...new Set(rules.map((r) => r.alert))].sort()).toEqual([...ALERT_NAMES].sort());
   });
 

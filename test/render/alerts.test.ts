@@ -144,15 +144,25 @@ describe('alert rules', () => {
   it('renders budget, Redis and rollout alerts only where they apply', async () => {
     const names = (rules: AlertRule[]) => [...new Set(rules.map((r) => r.alert))];
     const quickstart = names(rulesOf(await example('examples/quickstart.yaml'), 'dev'));
-    for (const absent of ['LLMRouteBudgetStoreDegraded', 'LLMRouteBudgetThresholdReached', 'LLMRouteBudgetBurnRateHigh', 'LLMRouteBudgetExhausted', 'LLMRouteRolloutAborted']) expect(quickstart).not.toContain(absent);
-    expect(quickstart).toHaveLength(ALERT_NAMES.length - 5);
+    for (const absent of ['LLMRouteBudgetStoreDegraded', 'LLMRouteRateLimitStoreDegraded', 'LLMRouteBudgetThresholdReached', 'LLMRouteBudgetBurnRateHigh', 'LLMRouteBudgetExhausted', 'LLMRouteRolloutAborted']) expect(quickstart).not.toContain(absent);
+    expect(quickstart).toHaveLength(ALERT_NAMES.length - 6);
 
     const production = rulesOf(await supportBot(), 'production');
-    expect(names(production)).toEqual(expect.arrayContaining(['LLMRouteBudgetStoreDegraded', 'LLMRouteBudgetThresholdReached', 'LLMRouteBudgetBurnRateHigh', 'LLMRouteRolloutAborted']));
+    expect(names(production)).toEqual(expect.arrayContaining(['LLMRouteBudgetStoreDegraded', 'LLMRouteRateLimitStoreDegraded', 'LLMRouteBudgetThresholdReached', 'LLMRouteBudgetBurnRateHigh', 'LLMRouteRolloutAborted']));
     // production's budgets reject (the default) and its alertAt has 1; no budget degrades: no degraded-requests rule.
     expect(byName(production, 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['rejected', 'limit_reached']);
     const staging = rulesOf(await supportBot(), 'staging');
     expect(names(staging)).not.toContain('LLMRouteBudgetStoreDegraded');
+    expect(names(staging)).not.toContain('LLMRouteRateLimitStoreDegraded');
+    // With Redis but no limits, no limiter asks Redis anything: nothing would ever report it gone.
+    const unlimited = await supportBot((r) => delete r.spec.providers[0]!.limits);
+    expect(names(rulesOf(unlimited, 'production'))).toContain('LLMRouteBudgetStoreDegraded');
+    expect(names(rulesOf(unlimited, 'production'))).not.toContain('LLMRouteRateLimitStoreDegraded');
+    const clientLimited = await supportBot((r) => {
+      delete r.spec.providers[0]!.limits;
+      r.spec.clients![0]!.limits = { requestsPerMinute: 60 };
+    });
+    expect(names(rulesOf(clientLimited, 'production'))).toContain('LLMRouteRateLimitStoreDegraded');
     expect(byName(staging, 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['rejected']);
     const degrading = await supportBot((r) => Object.assign(r.spec.clients![0]!.budget!, { onExhausted: 'degrade', degradeTo: 'chat' }));
     expect(byName(rulesOf(degrading, 'staging'), 'LLMRouteBudgetExhausted').map((r) => r.labels.signal)).toEqual(['degraded_requests', 'rejected']);

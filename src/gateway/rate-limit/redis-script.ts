@@ -29,19 +29,23 @@
  * - ARGV[8 + i]: units to admit;
  * then ARGV[11]: the longest wait the caller accepts, in milliseconds; negative: apply charges and holds, admit nothing.
  *
- * Reply: { admitted (1 yes, 0 no, -1 nothing asked), wait in ms (rounded up), and per bucket the milliseconds until it
- * is full again (rounded up; 0 when full) }: what a replica last saw of the shared buckets, for its local share.
+ * Reply: { admitted (1 yes, 0 no, -1 nothing asked), wait in ms (rounded up), per bucket the milliseconds until it
+ * is full again (rounded up; 0 when full): what a replica last saw of the shared buckets, for its local share; then
+ * per bucket 1 when its hold lowered it, else 0 }. A hold often changes nothing: what a provider no longer has is
+ * mostly what the replicas took, which the bucket has counted already.
  */
 export const ADMIT = `
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local per, capacity, tat = {}, {}, {}
+local per, capacity, tat, held = {}, {}, {}, {0, 0}
 for i = 1, 2 do
   per[i] = tonumber(ARGV[i])
   capacity[i] = tonumber(ARGV[2 + i])
   if per[i] > 0 then
     local t = math.max(tonumber(redis.call('GET', KEYS[i]) or '0'), now) + tonumber(ARGV[4 + i]) * per[i]
-    tat[i] = math.max(t, now + tonumber(ARGV[6 + i]))
+    local hold = tonumber(ARGV[6 + i])
+    if hold > 0 and now + hold > t then held[i] = 1 end
+    tat[i] = math.max(t, now + hold)
   end
 end
 
@@ -77,5 +81,5 @@ for i = 1, 2 do
     end
   end
 end
-return {admitted, math.ceil(wait), ahead[1], ahead[2]}
+return {admitted, math.ceil(wait), ahead[1], ahead[2], held[1], held[2]}
 `;

@@ -36,7 +36,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkTokens, LimiterError, LocalLimiter, requestBurst, type AcquireOptions, type Amounts, type Limiter, type OnHold, type ProviderLimits, type Reservation, type WaitOutcome } from '../limiter.js';
-import { holdFor, readProviderReport, type HeaderReader, type Unit } from './provider-headers.js';
+import { holdFor, readProviderReport, type HeaderReader, type Hold, type Unit } from './provider-headers.js';
 import type { BucketArgs, RateLimitStore } from './store.js';
 
 export interface SharedLimiterOptions {
@@ -163,17 +163,23 @@ export class SharedLimiter implements Limiter {
     if (this.store.degraded) return this.local().limiter.observe(headers);
     const now = Date.now();
     const report = readProviderReport(headers, now);
-    let held = false;
+    const holds: [Unit, Hold][] = [];
     for (const unit of UNITS) {
       const { per, capacity } = this.buckets[unit];
       const hold = per === 0 ? undefined : holdFor(unit, report, 1 / per);
       if (hold === undefined || hold.ceiling >= capacity) continue;
       this.holdUntil[unit] = Math.max(this.holdUntil[unit], now + (capacity - hold.ceiling) * per);
-      this.options.onHold?.(unit, hold);
-      held = true;
+      holds.push([unit, hold]);
     }
-    // Other replicas should hold back too, before their next admission rather than after this one's.
-    if (held) this.send({ requests: 0, tokens: 0 }, -1).catch(() => undefined);
+    if (holds.length === 0) return;
+    // Other replicas should hold back too, before their next admission rather than after this one's. Only Redis knows
+    // whether the bucket held more than the provider has left, so only its answer says whether this held anything back.
+    this.send({ requests: 0, tokens: 0 }, -1).then(
+      (reply) => {
+        for (const [unit, hold] of holds) if (reply.held[unit]) this.options.onHold?.(unit, hold);
+      },
+      () => undefined,
+    );
   }
 
   /** One ADMIT call carrying the charges and holds gathered so far. Those are dropped if it fails (see the top). */

@@ -33,6 +33,8 @@ export interface AdmitReply {
   waitMs: number;
   /** Milliseconds until each bucket is full again. */
   aheadMs: { requests: number; tokens: number };
+  /** Whether the bucket's hold lowered it: it held no more than the provider said was left. */
+  held: { requests: boolean; tokens: boolean };
 }
 
 export interface RateLimitStoreOptions {
@@ -103,8 +105,8 @@ export class RateLimitStore {
       this.fail(error);
       throw error;
     }
-    const [admitted, waitMs, requestsAhead, tokensAhead] = (reply as unknown[]).map(Number) as [number, number, number, number];
-    return { admitted: admitted < 0 ? undefined : admitted === 1, waitMs, aheadMs: { requests: requestsAhead, tokens: tokensAhead } };
+    const [admitted, waitMs, requestsAhead, tokensAhead, requestsHeld, tokensHeld] = (reply as unknown[]).map(Number) as [number, number, number, number, number, number];
+    return { admitted: admitted < 0 ? undefined : admitted === 1, waitMs, aheadMs: { requests: requestsAhead, tokens: tokensAhead }, held: { requests: requestsHeld === 1, tokens: tokensHeld === 1 } };
   }
 
   /** Stops probing and closes the connection. */

@@ -1,12 +1,14 @@
 /**
  * Provider rate limits shared through Redis by two gateways (two replicas of one route environment), through the
  * OpenAI SDK, counted at the fake provider: a burst ten times what a second allows waits in the replicas' queues and
- * reaches the provider at the configured pace, and a provider's "wait" on one replica holds back the other.
+ * reaches the provider at the configured pace, a provider's "wait" on one replica holds back the other, and Redis out
+ * of reach shows in `llmroute_ratelimit_store_degraded` while requests go on, on a local share.
  * Only counts and lower bounds on time are checked: a loaded machine can make requests late, never early.
  */
 import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startFakeProvider, type FakeProvider } from '../../support/fake-provider.js';
-import { startTestGateway, type TestGateway } from '../../support/gateway.js';
+import { metricValue, startTestGateway, type TestGateway } from '../../support/gateway.js';
 import { until } from '../../support/poll.js';
 import { startRedis, type RedisServer } from '../../support/redis.js';
 import { GPT, KEYS, USER } from './fixtures.js';
@@ -64,4 +66,28 @@ it('a provider\'s retry-after seen by one replica holds back the other', async (
   expect(provider.attempts).toHaveLength(2);
   // B's request went no earlier than the 3 s the provider asked for (less a little for clock rounding).
   expect(provider.attempts[1]!.at - refusedAt).toBeGreaterThanOrEqual(2950);
+  // Counted once, by the replica that saw the headers; the limit is on requests only.
+  const holds = async (g: TestGateway) => metricValue(await g.scrape(), 'llmroute_ratelimit_holds_total');
+  expect(metricValue(await a.scrape(), 'llmroute_ratelimit_holds_total', { provider: 'openai', unit: 'requests', reason: 'retry_after' })).toBe(1);
+  expect([await holds(a), await holds(b)]).toEqual([1, 0]);
+}, 30_000);
+
+it('llmroute_ratelimit_store_degraded is 1 from the admission that finds Redis gone until Redis answers again', async () => {
+  const [a, b] = await twoReplicas();
+  const degraded = async (g: TestGateway) => metricValue(await g.scrape(), 'llmroute_ratelimit_store_degraded');
+  expect([await degraded(a), await degraded(b)]).toEqual([0, 0]);
+  await redis.kill();
+  try {
+    // Admitted on A's local share: served all the same.
+    await a.client().chat.completions.create({ model: 'chat', messages: USER });
+    expect(await degraded(a)).toBe(1);
+    // B has asked Redis nothing since: it has not noticed.
+    expect(await degraded(b)).toBe(0);
+  } finally {
+    await redis.start();
+  }
+  // The store pings Redis every second while it is out of reach.
+  for (let i = 0; i < 50 && (await degraded(a)) !== 0; i++) await sleep(100);
+  expect(await degraded(a)).toBe(0);
+  expect(a.logs.filter((line) => line.includes('Redis reachable again: rate limits shared'))).toHaveLength(1);
 }, 30_000);

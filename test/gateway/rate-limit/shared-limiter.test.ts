@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { connectBudgetRedis } from '../../../src/gateway/budget/redis-client.js';
-import { LimiterError, type ProviderLimits, type Reservation } from '../../../src/gateway/limiter.js';
+import { LimiterError, type OnHold, type ProviderLimits, type Reservation } from '../../../src/gateway/limiter.js';
 import { SharedLimiter } from '../../../src/gateway/rate-limit/shared-limiter.js';
 import { RateLimitStore } from '../../../src/gateway/rate-limit/store.js';
 import { until } from '../../support/poll.js';
@@ -64,15 +64,19 @@ interface Replica {
   store: RateLimitStore;
   limiter: SharedLimiter;
   degraded: boolean[];
+  /** Each hold the limiter reported: unit and reason. */
+  holds: string[];
 }
 
 /** One gateway replica's view: its own connection and store, and a limiter named like a provider's. */
 async function replica(limits: ProviderLimits, replicas = 2): Promise<Replica> {
   const redis = await connected();
   const degraded: boolean[] = [];
+  const holds: string[] = [];
   const store = new RateLimitStore({ redis, route: ROUTE, probeMs: 50, onDegraded: (value) => degraded.push(value) });
   opened.push({ redis, store });
-  return { redis, store, degraded, limiter: new SharedLimiter({ store, name: 'provider:openai', limits, replicas: () => replicas }) };
+  const onHold: OnHold = (unit, hold) => holds.push(`${unit} ${hold.reason}`);
+  return { redis, store, degraded, holds, limiter: new SharedLimiter({ store, name: 'provider:openai', limits, replicas: () => replicas, onHold }) };
 }
 
 /** `count` requests at once through `limiter`; resolves with when each was admitted, or its error. */
@@ -174,6 +178,22 @@ describe('SharedLimiter with Redis', () => {
     // Empty for 3 s, then one request's refill (100 ms), less what passed since. Unheld, B would have gone at once.
     expect((error as LimiterError).retryAfterMs).toBeGreaterThan(1000);
     expect((error as LimiterError).retryAfterMs).toBeLessThanOrEqual(3100);
+    expect(a.holds).toEqual(['requests retry_after']);
+    expect(b.holds).toEqual([]);
+  });
+
+  it('reports no hold when the shared bucket already holds no more than the provider has left', async () => {
+    const [a, b] = await Promise.all([replica({ tokensPerMinute: 60_000 }), replica({ tokensPerMinute: 60_000 })]);
+    await b.limiter.acquire({ tokens: 30_000 });
+    // Below the bucket's 60,000, above the 30,000 it holds since B's request: the hold goes out and changes nothing.
+    a.limiter.observe(headers({ 'x-ratelimit-remaining-tokens': '50000' }));
+    await a.redis.ping();
+    expect(a.holds).toEqual([]);
+    // Below what the bucket holds: it lowers it, and says so.
+    a.limiter.observe(headers({ 'x-ratelimit-remaining-tokens': '10000' }));
+    await until(() => a.holds.length > 0, 'the hold was reported');
+    expect(a.holds).toEqual(['tokens remaining']);
+    await expect(b.limiter.acquire({ tokens: 20_000, deadlineMs: Date.now() + 300 })).rejects.toMatchObject({ code: 'queue_timeout' });
   });
 
   it('ignores provider headers that leave more than the limit allows', async () => {
@@ -181,6 +201,7 @@ describe('SharedLimiter with Redis', () => {
     a.limiter.observe(headers({ 'x-ratelimit-remaining-requests': '400', 'x-ratelimit-limit-requests': '400', 'x-ratelimit-reset-requests': '150ms' }));
     await a.redis.ping();
     await expect(b.limiter.acquire({ tokens: 1, deadlineMs: Date.now() + 200 })).resolves.toMatchObject({ tokens: 1 });
+    expect(a.holds).toEqual([]);
   });
 });
 
