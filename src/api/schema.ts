@@ -62,6 +62,8 @@ const duration = (description: string) =>
     .regex(new RegExp(DURATION), { message: 'must be a duration such as 30s, 15m, 1h or 1h30m' })
     .describe(description);
 
+const httpURL = z.string().max(2048).regex(new RegExp(HTTP_URL), { message: 'must be an http:// or https:// URL' });
+
 const usd = (description: string) => z.number().positive().max(1_000_000_000).describe(description);
 
 const labelMap = z
@@ -117,10 +119,7 @@ export const Provider = z
   .strictObject({
     name: label('a provider name').describe('Name that fallback steps and environment keys refer to.'),
     type: z.enum(PROVIDER_TYPES).describe('Wire protocol: `openai`, `azure-openai`, `anthropic`, `openai-compatible` (vLLM, Ollama, llama.cpp) or `mock`.'),
-    baseURL: z
-      .string()
-      .max(2048)
-      .regex(new RegExp(HTTP_URL), { message: 'must be an http:// or https:// URL' })
+    baseURL: httpURL
       .optional()
       .describe('Base URL. Required for `azure-openai` (the resource endpoint) and `openai-compatible`; defaults to the public API for `openai` and `anthropic`.'),
     apiVersion: z
@@ -290,10 +289,7 @@ export const Alerts = z
     rateLimitedRatio: z.number().gt(0).max(1).default(0.1).describe('Share of a provider\'s attempts answered with a rate limit (429 `rate_limited`), sustained for 15 minutes, that warns.'),
     streamStallRatio: z.number().gt(0).max(1).default(0.05).describe('Share of attempts at a provider and model that stall mid-stream (`stream_stall`), sustained for 10 minutes, that warns.'),
     streamTruncatedRatio: z.number().gt(0).max(1).default(0.01).describe('Share of client streams that end truncated (with an error event instead of `[DONE]`), sustained for 10 minutes, that warns.'),
-    runbookURL: z
-      .string()
-      .max(2048)
-      .regex(new RegExp(HTTP_URL), { message: 'must be an http:// or https:// URL' })
+    runbookURL: httpURL
       .default('https://github.com/llmroute/llmroute/blob/main/docs/runbooks.md')
       .describe('Runbook every alert links to, with the alert\'s anchor appended; point it at your own copy to add local steps.'),
   })
@@ -356,6 +352,15 @@ export const Resources = z
   })
   .describe('Container resources of the gateway.');
 
+export const Tracing = z
+  .strictObject({
+    endpoint: httpURL.describe('Base URL of the OpenTelemetry collector\'s OTLP/HTTP receiver, e.g. `http://otel-collector.observability:4318`; spans go to `<endpoint>/v1/traces` as OTLP/HTTP with JSON (`OTEL_EXPORTER_OTLP_ENDPOINT`).'),
+    sampleRatio: z.number().min(0).max(1).default(1).describe('Share of the traces started at the gateway that are sampled (`parentbased_traceidratio`); a request with a `traceparent` follows its caller\'s decision.'),
+    serviceName: z.string().min(1).max(255).optional().describe('`service.name` of the spans. Defaults to `<route>-<environment>`, the `job` label of the gateway\'s metrics.'),
+    headersSecretRef: SecretKeyRef.optional().describe('Secret key holding the headers the collector wants (a hosted backend\'s API key), in the form of `OTEL_EXPORTER_OTLP_HEADERS`: `name=value` pairs separated by commas, values URL-encoded. The gateway gets it as an environment variable from the Secret, read at startup: a change needs a restart of the pods.'),
+  })
+  .describe('OpenTelemetry tracing of the gateway: a span per chat completion request and per upstream attempt, exported over OTLP/HTTP. Off without it.');
+
 export const Gateway = z
   .strictObject({
     replicas: z.int().min(1).max(100).default(2).describe('Gateway pods. More than one needs `redis` when any budget is set, so replicas share one budget.'),
@@ -363,6 +368,7 @@ export const Gateway = z
     redis: z.strictObject({
       urlSecretRef: SecretKeyRef.describe('Secret key holding the Redis URL (`redis://` or `rediss://`).'),
     }).optional().describe('Shared state for budgets and rate limits across replicas.'),
+    tracing: Tracing.optional(),
   })
   .describe('The gateway Deployment of an environment.');
 

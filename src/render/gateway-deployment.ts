@@ -33,6 +33,24 @@ function quantities(values: Record<string, string | undefined>): Record<string, 
   return Object.fromEntries(Object.entries(values).flatMap(([name, value]) => (value === undefined ? [] : [[name, kplus.k8s.Quantity.fromString(value)]])));
 }
 
+/**
+ * The gateway's OpenTelemetry variables (src/gateway/tracing-settings.ts reads them; the OTLP exporter reads the
+ * headers itself), or none without `gateway.tracing`, which leaves tracing off. The headers may carry a backend's API
+ * key: they come from their Secret, never from a value in the manifest.
+ */
+export function tracingEnv(route: LLMRoute, environment: Environment): kplus.k8s.EnvVar[] {
+  const tracing = environment.gateway.tracing;
+  if (!tracing) return [];
+  const headers = tracing.headersSecretRef;
+  return [
+    { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: tracing.endpoint },
+    { name: 'OTEL_TRACES_SAMPLER', value: 'parentbased_traceidratio' },
+    { name: 'OTEL_TRACES_SAMPLER_ARG', value: String(tracing.sampleRatio) },
+    { name: 'OTEL_SERVICE_NAME', value: tracing.serviceName ?? instanceName(route, environment.name) },
+    ...(headers ? [{ name: 'OTEL_EXPORTER_OTLP_HEADERS', valueFrom: { secretKeyRef: { name: headers.name, key: headers.key } } }] : []),
+  ];
+}
+
 /** Long enough for the longest request a model allows to finish, plus the drain. */
 export function terminationGraceSeconds(route: LLMRoute): number {
   return Math.max(...route.spec.models.map((m) => m.timeouts.totalSeconds)) + DRAIN_SECONDS;
@@ -105,6 +123,8 @@ export class GatewayDeployment extends Construct {
       JsonPatch.add('/spec/template/spec/containers/0/securityContext/seccompProfile', SECCOMP),
       JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', SECCOMP),
     );
+    const env = tracingEnv(route, environment);
+    if (env.length) api.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/0/env', env));
     if (replicas > 1) {
       const labelSelector = { matchLabels: selectorLabels(route, environment.name) };
       api.addJsonPatch(

@@ -26,14 +26,18 @@ const CASES: [file: string, environment: string, covers: string][] = [
   ['examples/quickstart.yaml', 'dev', 'mock providers, no keys, auth none, default two replicas, no namespace'],
   ['examples/support-bot.yaml', 'staging', 'one replica, secretRef and externalSecret keys, custom alert labels'],
   ['examples/support-bot.yaml', 'production', 'three replicas, Redis, two key sources for one provider, PDB and spread'],
-  ['test/render/routes/variants.yaml', 'single', 'one replica with Redis, mixed key sources, network peers, resources'],
+  ['test/render/routes/variants.yaml', 'single', 'one replica with Redis, mixed key sources, network peers, resources, tracing with headers from a Secret'],
 ];
+
+type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } };
+/** The container variables that may hold a value in the manifest: none of them is a secret. */
+const PLAIN_ENV = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_SERVICE_NAME'];
 
 const byKind = (objects: KubernetesObject[], kind: string) => objects.filter((o) => o.kind === kind);
 const deploymentOf = (objects: KubernetesObject[]) => byKind(objects, 'Deployment')[0] as KubernetesObject & { spec: { template: { metadata: { annotations: Record<string, string> }; spec: PodSpec } } };
 type PodSpec = {
   securityContext: Record<string, unknown>;
-  containers: { env?: unknown; resources: { requests: Record<string, string>; limits: Record<string, string> }; securityContext: Record<string, unknown>; volumeMounts: { name: string; mountPath: string; subPath?: string }[] }[];
+  containers: { env?: EnvVar[]; resources: { requests: Record<string, string>; limits: Record<string, string> }; securityContext: Record<string, unknown>; volumeMounts: { name: string; mountPath: string; subPath?: string }[] }[];
   volumes: { name: string; secret?: { secretName: string } }[];
   terminationGracePeriodSeconds: number;
   topologySpreadConstraints?: unknown[];
@@ -70,10 +74,16 @@ describe('render invariants', () => {
     for (const object of objects) {
       for (const value of Object.values(object.metadata.annotations ?? {})) expect(value).toMatch(/^[0-9a-f]{16}$/);
     }
-    for (const container of deploymentOf(objects).spec.template.spec.containers) expect(container.env).toBeUndefined();
+    // Environment variables: the tracing settings as values, anything else (the collector's headers) from a Secret.
+    for (const container of deploymentOf(objects).spec.template.spec.containers) {
+      for (const variable of container.env ?? []) {
+        if (variable.value !== undefined) expect(PLAIN_ENV).toContain(variable.name);
+        else expect(variable.valueFrom?.secretKeyRef).toEqual({ name: expect.any(String), key: expect.any(String) });
+      }
+    }
   });
 
-  it.each(CASES)('%s/%s: every mounted Secret comes from an ExternalSecret or a secretRef of the route', async (file, environment) => {
+  it.each(CASES)('%s/%s: every Secret the pod reads, mounted or as a variable, comes from an ExternalSecret or a secretRef of the route', async (file, environment) => {
     const r = await route(file);
     const { objects } = renderEnvironment({ route: r, environment });
     const env = r.spec.environments.find((e) => e.name === environment)!;
@@ -82,10 +92,12 @@ describe('render invariants', () => {
       ...Object.values(env.keys ?? {}).flat().flatMap((s) => (s.secretRef ? [s.secretRef.name] : [])),
       ...(r.spec.clients ?? []).map((c) => c.tokenSecretRef.name),
       ...(env.gateway.redis ? [env.gateway.redis.urlSecretRef.name] : []),
+      ...(env.gateway.tracing?.headersSecretRef ? [env.gateway.tracing.headersSecretRef.name] : []),
     ];
     const pod = deploymentOf(objects).spec.template.spec;
     const mounted = pod.volumes.flatMap((v) => (v.secret ? [v.secret.secretName] : []));
-    for (const name of mounted) expect([...external, ...referenced]).toContain(name);
+    const variables = pod.containers.flatMap((c) => (c.env ?? []).flatMap((v) => (v.valueFrom?.secretKeyRef ? [v.valueFrom.secretKeyRef.name] : [])));
+    for (const name of [...mounted, ...variables]) expect([...external, ...referenced]).toContain(name);
     for (const name of external) expect(mounted).toContain(name);
     // Directory mounts only: the kubelet never refreshes a subPath mount, and rotation must reach running pods.
     for (const mount of pod.containers[0]!.volumeMounts) expect(mount.subPath).toBeUndefined();
@@ -111,6 +123,25 @@ describe('render invariants', () => {
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(Math.max(...r.spec.models.map((m) => m.timeouts.totalSeconds)));
     expect(Boolean(pod.topologySpreadConstraints)).toBe(env.gateway.replicas > 1);
     expect(byKind(renderEnvironment({ route: r, environment }).objects, 'PodDisruptionBudget')).toHaveLength(env.gateway.replicas > 1 ? 1 : 0);
+  });
+
+  it('sets the OpenTelemetry variables only in an environment with gateway.tracing, the headers from their Secret', async () => {
+    const envOf = async (file: string, environment: string) => deploymentOf(renderEnvironment({ route: await route(file), environment }).objects).spec.template.spec.containers[0]!.env;
+    expect(await envOf('examples/quickstart.yaml', 'dev')).toBeUndefined();
+    expect(await envOf('examples/support-bot.yaml', 'staging')).toBeUndefined();
+    expect(await envOf('examples/support-bot.yaml', 'production')).toEqual([
+      { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector.observability:4318' },
+      { name: 'OTEL_TRACES_SAMPLER', value: 'parentbased_traceidratio' },
+      { name: 'OTEL_TRACES_SAMPLER_ARG', value: '0.1' },
+      { name: 'OTEL_SERVICE_NAME', value: 'support-bot-production' },
+    ]);
+    expect(await envOf('test/render/routes/variants.yaml', 'single')).toEqual([
+      { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'https://otlp.example.com/otlp' },
+      { name: 'OTEL_TRACES_SAMPLER', value: 'parentbased_traceidratio' },
+      { name: 'OTEL_TRACES_SAMPLER_ARG', value: '1' },
+      { name: 'OTEL_SERVICE_NAME', value: 'llm-gateway' },
+      { name: 'OTEL_EXPORTER_OTLP_HEADERS', valueFrom: { secretKeyRef: { name: 'otlp-backend', key: 'headers' } } },
+    ]);
   });
 
   it('the config hash is the hash of the mounted config but its replica count, and is on the pod template', async () => {

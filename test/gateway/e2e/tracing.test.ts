@@ -4,15 +4,17 @@
  * SDK drives it through the fake providers. What the receiver got is checked: span names and kinds, parent and child
  * links, the caller's trace continued, GenAI and llmroute attributes, `traceparent` sent to each provider naming
  * its attempt's span, a caller that did not sample left unsampled, and no prompt, answer, token or key anywhere in
- * what was exported. Without the variables, nothing is traced.
+ * what was exported. The variables a rendered Deployment sets from `gateway.tracing` turn it on as the route says,
+ * the collector's headers included. Without the variables, nothing is traced.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TestGateway } from '../../support/gateway.js';
+import { tracingEnv } from '../../../src/render/gateway-deployment.js';
+import { buildRoute, type TestGateway } from '../../support/gateway.js';
 import { CLAUDE, GPT, GPT_MINI, KEYS, TIMEOUTS, gatewayFor, startFakes, stopFakes, type Fakes } from './fixtures.js';
 
 /** An OTLP/HTTP traces receiver: keeps every request body it is sent, and answers with `status`. */
@@ -20,17 +22,20 @@ interface Receiver {
   url: string;
   bodies: string[];
   paths: string[];
+  headers: IncomingHttpHeaders[];
   close(): Promise<void>;
 }
 
 async function startReceiver(status = 200): Promise<Receiver> {
   const bodies: string[] = [];
   const paths: string[] = [];
+  const headers: IncomingHttpHeaders[] = [];
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       paths.push(`${request.method} ${request.url} ${request.headers['content-type']}`);
+      headers.push(request.headers);
       bodies.push(Buffer.concat(chunks).toString('utf8'));
       response.writeHead(status, { 'content-type': 'application/json' }).end('{}');
     });
@@ -41,6 +46,7 @@ async function startReceiver(status = 200): Promise<Receiver> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     bodies,
     paths,
+    headers,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
@@ -285,6 +291,36 @@ describe('a collector that refuses the spans', () => {
     expect(refusing.paths).toEqual(['POST /custom/traces application/json', 'POST /custom/traces application/json']);
     expect(warnings().map((w) => w.msg)).toEqual([expect.stringContaining('Bad Request'), 'tracing: spans waiting at shutdown were not exported']);
   }, 15_000);
+});
+
+describe('tracing as a rendered Deployment configures it (gateway.tracing)', () => {
+  it('exports to the endpoint with the collector\'s headers from their Secret, as <route>-<environment>, sampling by the ratio', async () => {
+    const collector = await startReceiver();
+    const apiKey = `collector-key-${randomUUID()}`;
+    fakes.openai.reset();
+    const options = { models: [{ name: 'chat', pin: GPT, timeouts: TIMEOUTS, fallback: [{ provider: 'openai' as const }] }] };
+    const route = buildRoute({ ...options, providers: [{ name: 'openai', type: 'openai' }] });
+    const environment = route.spec.environments[0]!;
+    environment.gateway.tracing = { endpoint: collector.url, sampleRatio: 0, headersSecretRef: { name: 'otlp', key: 'headers' } };
+    // What the kubelet gives the container: the values, and the Secret's value for the variable that references it.
+    const secrets: Record<string, string> = { headers: `authorization=Bearer%20${apiKey},x-team=llm` };
+    const env = Object.fromEntries(tracingEnv(route, environment).map((v) => [v.name, v.value ?? secrets[v.valueFrom?.secretKeyRef?.key ?? '']!]));
+    const traced = await gatewayWithEnv(env, () => gatewayFor(fakes, options));
+    try {
+      const client = traced.client();
+      // Started here, at ratio 0: not sampled. A sampled caller's request follows the caller.
+      await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
+      await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }, { headers: { traceparent: `00-${CALLER.traceId}-${CALLER.spanId}-01` } });
+    } finally {
+      await traced.stop();
+      await collector.close();
+    }
+    const exported = spansOf(collector.bodies);
+    expect(exported.filter((s) => s.kind === SERVER).map((s) => s.traceId)).toEqual([CALLER.traceId]);
+    expect(exported[0]?.resource).toMatchObject({ 'service.name': 'e2e-test' });
+    expect(collector.headers.map((h) => [h.authorization, h['x-team']])).toEqual(collector.bodies.map(() => [`Bearer ${apiKey}`, 'llm']));
+    expect(traced.logs.join('\n')).not.toContain(apiKey);
+  });
 });
 
 describe('tracing without an OTLP endpoint', () => {
