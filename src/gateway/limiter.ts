@@ -78,7 +78,7 @@ export interface Amounts {
   tokens: number;
 }
 
-/** A hold the provider's headers put on a bucket: below what it holds now (in Redis: below what it can hold). */
+/** A hold the provider's headers put on a bucket, reported only when it lowered the bucket (in Redis, as the script found it). */
 export type OnHold = (unit: Unit, hold: Hold) => void;
 
 export interface LimiterOptions {
