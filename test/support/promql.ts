@@ -9,6 +9,7 @@ import { OUTCOMES } from '../../src/api/metric-names.js';
 import { ControllerMetrics } from '../../src/controller/metrics.js';
 import { ERROR_CLASSES } from '../../src/gateway/errors.js';
 import { GatewayMetrics } from '../../src/gateway/metrics.js';
+import { REFUSAL_REASONS } from '../../src/gateway/refusal.js';
 
 // --- The contract in docs/metrics.md ---------------------------------------------------------------------------
 
@@ -110,6 +111,8 @@ export const LABEL_VALUES: Record<string, Record<string, readonly string[]>> = {
   llmroute_config_reloads_total: { result: ['success', 'failure'] },
   llmroute_key_reloads_total: { result: ['changed', 'missing'] },
   llmroute_budget_threshold_crossed_total: { window: ['daily', 'monthly'] },
+  llmroute_requests_refused_total: { reason: REFUSAL_REASONS },
+  llmroute_ratelimit_holds_total: { unit: ['requests', 'tokens'], reason: ['remaining', 'slower_refill', 'retry_after'] },
 };
 
 /** Checks an expression's metrics and labels against the registries and the docs; returns the problems. */
