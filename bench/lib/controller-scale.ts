@@ -5,24 +5,36 @@
  * the controller's.
  *
  * 1. N LLMRoutes (two environments each, keys from Secrets) are created at once; the time until every one reports
- *    Ready=True for its current generation, the controller's resident memory, and its requests to the API server
+ *    Ready=True for its current generation (followed with a watch: listing every route twice a second would cost the
+ *    API server more than the controller does), the controller's resident memory, and its requests to the API server
  *    (counted inside the controller process) per route.
  * 2. One route at a time is changed; the time until its ConfigMap holds the change (p50, p99).
  * 3. `cdk8s synth` of 100 routes.
+ *
+ * While the routes are created, the CPU time of the controller, kube-apiserver and etcd is read from /proc, to show
+ * which of them is the bottleneck. Development switches (environment variables, since they are not part of a
+ * published run): LLMROUTE_BENCH_CONTROLLER_PROFILE=1 also profiles the controller (`node --cpu-prof`) and
+ * kube-apiserver (its pprof endpoint, summarised with `go tool pprof` when Go is installed) and logs the hottest
+ * functions, keeping the profiles in the work directory; LLMROUTE_BENCH_CONTROLLER_WORKERS=N runs the controller with
+ * N workers instead of the CLI's default.
  */
-import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import https from 'node:https';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as k8s from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { API_VERSION, KIND } from '../../src/api/group.js';
+import { startInformer, type Informer } from '../../src/controller/informer.js';
 import { KubeClient } from '../../src/controller/kube-client.js';
 import { resourceByKind, resourceOf, resourcePath } from '../../src/controller/resources.js';
-import { startControlPlane, type ControlPlane } from '../../test/k8s/harness.js';
+import { readState, startControlPlane, type ControlPlane } from '../../test/k8s/harness.js';
 import { buildLlmroute } from './build.js';
-import { rssMB, startChild, type Child } from './proc.js';
+import { analyse } from './profile.js';
+import { cpuMsOf, machineBusyMs, rssMB, startChild, type Child } from './proc.js';
 import type { ControllerResult } from './results.js';
 import { MODEL } from './shared.js';
 import { round, summarize } from './stats.js';
@@ -32,6 +44,16 @@ const NAMESPACE = 'bench-scale';
 const CHANGE_TIMEOUT_MS = 20_000;
 /** How long to wait, after every route is Ready, for the controller to stop sending requests. */
 const SETTLE_MAX_MS = 45_000;
+/**
+ * The heap Node.js sizes for the controller in the chart's pod: under its memory limit (384 MiB) Node.js 20 and later
+ * give V8 its smallest old space, 256 MB. Without the flag V8 sizes the heap from this machine's memory and collects
+ * later, so the resident memory measured would not be the pod's (1,000 routes: a peak about 60 MB higher).
+ */
+const CONTROLLER_HEAP = '--max-old-space-size=256';
+const PROFILE = process.env.LLMROUTE_BENCH_CONTROLLER_PROFILE === '1';
+const WORKERS = process.env.LLMROUTE_BENCH_CONTROLLER_WORKERS;
+/** How much of the busy phase kube-apiserver's CPU profile covers (it must be asked for a duration up front). */
+const API_SERVER_PROFILE_S = 30;
 
 function route(name: string, maxAttempts = 3) {
   const keys = { openai: [{ secretRef: { name: 'provider-keys', key: 'openai' } }], anthropic: [{ secretRef: { name: 'provider-keys', key: 'anthropic' } }] };
@@ -56,7 +78,7 @@ function route(name: string, maxAttempts = 3) {
 }
 
 interface LiveRoute {
-  metadata: { name: string; generation?: number };
+  metadata: { name: string; namespace?: string; generation?: number };
   status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
 }
 
@@ -72,8 +94,67 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
   );
 }
 
-async function stats(url: string): Promise<{ total: number; byVerb: Record<string, number> }> {
-  return (await (await fetch(url)).json()) as { total: number; byVerb: Record<string, number> };
+interface Stats {
+  total: number;
+  byVerb: Record<string, number>;
+  byResource: Record<string, number>;
+}
+
+async function stats(url: string): Promise<Stats> {
+  return (await (await fetch(url)).json()) as Stats;
+}
+
+/** `after - before` per key, without the zeros. */
+function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).flatMap(([key, n]) => (n - (before[key] ?? 0) ? [[key, n - (before[key] ?? 0)]] : [])));
+}
+
+/** CPU milliseconds used so far by the controller, kube-apiserver, etcd, and the whole machine. */
+function cpuNow(controller: number, plane: ControlPlane): Record<string, number> {
+  const { processes } = readState(plane.statePath);
+  return { controller: cpuMsOf(controller), 'kube-apiserver': cpuMsOf(processes['kube-apiserver']?.pid ?? 0), etcd: cpuMsOf(processes.etcd?.pid ?? 0), machine: machineBusyMs() };
+}
+
+/** kube-apiserver's CPU profile (pprof format) over the next `seconds`, written to `file`. */
+async function profileApiServer(plane: ControlPlane, seconds: number, file: string): Promise<void> {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(plane.kubeconfigPath);
+  const options: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(options);
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    https
+      .get(`${plane.server}/debug/pprof/profile?seconds=${seconds}`, { ca: options.ca, cert: options.cert, key: options.key }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => (response.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`pprof answered ${response.statusCode}`))));
+      })
+      .on('error', reject);
+  });
+  await writeFile(file, body);
+}
+
+/** `go tool pprof -top` of a profile, or why not. */
+function pprofTop(binary: string, file: string): Promise<string> {
+  return new Promise((resolve) => {
+    execFile('go', ['tool', 'pprof', '-top', '-nodecount=30', binary, file], { maxBuffer: 1 << 22 }, (error, stdout, stderr) => resolve(error ? `go tool pprof failed (${error.message.split('\n')[0]}); the profile is ${file}` : stdout || stderr));
+  });
+}
+
+/** The controller's .cpuprofile (written when it exits), summarised like the gateway's. */
+async function controllerProfile(dir: string): Promise<string> {
+  const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return `no .cpuprofile in ${dir}`;
+  const summary = analyse(JSON.parse(await readFile(join(dir, file), 'utf8')), 25);
+  const line = (e: { name: string; where: string; selfMs: number; selfPct: number; totalMs?: number }) => `  ${e.selfMs.toFixed(0).padStart(7)} ms ${e.selfPct.toFixed(1).padStart(5)}%${e.totalMs === undefined ? '' : ` (total ${e.totalMs.toFixed(0)} ms)`} ${e.name} ${e.where}`;
+  return [
+    `busy ${summary.busyMs} ms; by area:`,
+    ...summary.byArea.map((a) => `  ${a.selfMs.toFixed(0).padStart(7)} ms ${a.selfPct.toFixed(1).padStart(5)}% ${a.area}`),
+    'top self:',
+    ...summary.topSelf.map(line),
+    'llmroute functions by total:',
+    ...summary.topLlmrouteTotal.map(line),
+    `(${join(dir, file)})`,
+  ].join('\n');
 }
 
 async function synth100(repo: string, work: string, log: (line: string) => void): Promise<{ seconds?: number; note?: string }> {
@@ -102,11 +183,12 @@ export async function controllerAtScale(options: { repo: string; work: string; l
   let plane: ControlPlane | undefined;
   let controller: Child | undefined;
   let client: KubeClient | undefined;
+  let watcher: Informer<LiveRoute> | undefined;
   try {
     const built = await buildLlmroute(repo);
     if (!built.ok) return { done: false, reason: `could not compile the controller: ${built.reason}` };
     try {
-      plane = await startControlPlane({ root: repo, controllerManager: false, log: (line) => log(line) });
+      plane = await startControlPlane({ root: repo, controllerManager: false, apiServerProfiling: PROFILE, log: (line) => log(line) });
     } catch (error) {
       return { done: false, reason: `the API server harness did not start here: ${(error as Error).message.split('\n')[0]}` };
     }
@@ -126,7 +208,16 @@ export async function controllerAtScale(options: { repo: string; work: string; l
     await secret('budget-redis', { url: 'redis://redis.bench-scale.svc:6379' });
 
     const entry = join(built.dir, 'bench', 'targets', 'controller.js');
-    const started = await startChild({ name: 'controller', command: process.execPath, args: [entry, plane.kubeconfigPath, NAMESPACE], cwd: repo, logFile: join(work, 'controller.log'), announces: true, timeoutMs: 60_000 });
+    const profileDir = join(work, 'controller-profile');
+    const started = await startChild({
+      name: 'controller',
+      command: process.execPath,
+      args: [CONTROLLER_HEAP, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), entry, plane.kubeconfigPath, NAMESPACE, ...(WORKERS ? [WORKERS] : [])],
+      cwd: repo,
+      logFile: join(work, 'controller.log'),
+      announces: true,
+      timeoutMs: 60_000,
+    });
     controller = started.child;
     const statsUrl = started.announced.stats as string;
     await sleep(1000);
@@ -136,7 +227,20 @@ export async function controllerAtScale(options: { repo: string; work: string; l
     const routeType = resourceOf(API_VERSION, KIND);
     const list = resourcePath(routeType, NAMESPACE);
     const names = Array.from({ length: routes }, (_, i) => `route-${String(i).padStart(4, '0')}`);
+    const readyNames = new Set<string>();
+    watcher = startInformer<LiveRoute>({
+      kc,
+      path: list,
+      list: () => client!.list<LiveRoute>(list) as Promise<k8s.KubernetesListObject<LiveRoute>>,
+      onEvent: (type, object) => (type !== 'delete' && isReady(object) ? readyNames.add(object.metadata.name) : readyNames.delete(object.metadata.name)),
+      resyncMs: 0,
+      log: (message, fields) => log(`controller at scale: route watch: ${message} ${JSON.stringify(fields ?? {})}`),
+    });
+    await watcher.waitForSync();
     let peak = rssMB(controller.pid);
+    const cpuBefore = cpuNow(controller.pid, plane);
+    const apiServerProfile = join(work, 'kube-apiserver.pprof');
+    const profiling = PROFILE ? profileApiServer(plane, API_SERVER_PROFILE_S, apiServerProfile).then(() => pprofTop(join(plane!.binDir, 'kube-apiserver'), apiServerProfile)) : undefined;
     const t0 = performance.now();
     await inParallel(names, 32, async (name) => {
       await client?.request('POST', list, { body: route(name) });
@@ -149,8 +253,7 @@ export async function controllerAtScale(options: { repo: string; work: string; l
     const progress: { s: number; ready: number; requests: number }[] = [];
     while (performance.now() < deadline) {
       peak = Math.max(peak, rssMB(controller.pid));
-      const live = await client.request<{ items: LiveRoute[] }>('GET', list);
-      ready = live.items.filter(isReady).length;
+      ready = readyNames.size;
       if (ready === routes) break;
       if (performance.now() - lastProgress > 10_000) {
         lastProgress = performance.now();
@@ -161,8 +264,13 @@ export async function controllerAtScale(options: { repo: string; work: string; l
       await sleep(500);
     }
     const waitedS = (performance.now() - t0) / 1000;
+    await watcher.stop();
     const allReady = ready === routes;
     log(allReady ? `controller at scale: all ${routes} Ready after ${waitedS.toFixed(1)} s` : `controller at scale: only ${ready}/${routes} Ready after ${waitedS.toFixed(0)} s; the wait ends there`);
+    const cpu = delta(cpuNow(controller.pid, plane), cpuBefore);
+    const cpuNote = `CPU time from the first create until ${allReady ? 'all were Ready' : 'the wait ended'} (${waitedS.toFixed(0)} s, ${os.availableParallelism()} cores): ${['controller', 'kube-apiserver', 'etcd'].map((p) => `${p} ${((cpu[p] ?? 0) / 1000).toFixed(1)} s`).join(', ')}; the whole machine ${((cpu.machine ?? 0) / 1000).toFixed(1)} s (the benchmark itself and anything else running included).`;
+    log(`controller at scale: ${cpuNote}`);
+    if (profiling) log(`controller at scale: kube-apiserver CPU profile, the first ${API_SERVER_PROFILE_S} s:\n${await profiling.catch((error: unknown) => `failed: ${(error as Error).message}`)}`);
     // Once every route is Ready the controller still works through the events of the objects it created: wait until
     // it is quiet, so that the requests counted are all of them and the changes below do not queue behind a backlog.
     let settledS: number | undefined;
@@ -182,12 +290,11 @@ export async function controllerAtScale(options: { repo: string; work: string; l
     }
     if (settledS === undefined) await sleep(3000);
     const after = await stats(statsUrl);
-    const byVerb: Record<string, number> = {};
-    for (const [verb, n] of Object.entries(after.byVerb)) {
-      const delta = n - (before.byVerb[verb] ?? 0);
-      if (delta) byVerb[verb] = delta;
-    }
+    const byVerb = delta(after.byVerb, before.byVerb);
     const apiRequests = after.total - before.total;
+    const byResource = Object.entries(delta(after.byResource, before.byResource)).sort((a, b) => b[1] - a[1]);
+    const resourceNote = `Requests per route by verb and resource: ${byResource.map(([key, n]) => `${key} ${round(n / routes, 2)}`).join(', ')}.`;
+    log(`controller at scale: ${resourceNote}`);
 
     // 2. One changed route → its ConfigMap applied.
     const changes = allReady ? (options.quick ? 15 : 25) : 0;
@@ -238,7 +345,9 @@ export async function controllerAtScale(options: { repo: string; work: string; l
       ...(synth.seconds !== undefined ? { synth100RoutesS: round(synth.seconds, 1) } : {}),
       ...(synth.note ? { synthNote: synth.note } : {}),
       notes: [
-        `The ${routes} routes were created 32 at a time (${applied.toFixed(1)} s to create them all); "Ready" means Ready=True for the route's current generation. kube-controller-manager was not started (no Deployment rollouts: the gateway pods are not part of this figure). Requests are counted inside the controller process, from the first create until it is quiet again (or 3 s after the end of the wait); a watch counts once. Service IPs: ${cidrs}.`,
+        `The ${routes} routes were created 32 at a time (${applied.toFixed(1)} s to create them all); "Ready" means Ready=True for the route's current generation. kube-controller-manager was not started (no Deployment rollouts: the gateway pods are not part of this figure). Requests are counted inside the controller process, from the first create until it is quiet again (or 3 s after the end of the wait); a watch counts once. The controller runs with ${CONTROLLER_HEAP}, the heap Node.js gives it under the chart's 384 MiB memory limit. Service IPs: ${cidrs}.`,
+        cpuNote,
+        resourceNote,
         ...(allReady ? [] : ['The change → ConfigMap latency was not measured: the controller had not caught up with the routes when the wait ended.']),
         ...(allReady && settledS === undefined ? [`The controller was still sending requests ${SETTLE_MAX_MS / 1000} s after every route was Ready; the changes were measured anyway, against that backlog.`] : []),
       ],
@@ -246,7 +355,9 @@ export async function controllerAtScale(options: { repo: string; work: string; l
   } catch (error) {
     return { done: false, reason: `failed: ${(error as Error).message.split('\n')[0]}` };
   } finally {
+    await watcher?.stop();
     await controller?.stop();
+    if (PROFILE && controller) log(`controller at scale: the controller's CPU profile, the whole run:\n${await controllerProfile(join(work, 'controller-profile')).catch((error: unknown) => `failed: ${(error as Error).message}`)}`);
     client?.close();
     await plane?.stop();
   }

@@ -3,7 +3,7 @@
  * own), with every request it sends to the API server counted. Counting wraps `http(s).request` and `fetch`, which
  * every client in the process goes through, before the controller starts.
  *
- * Usage: controller.ts <kubeconfig> <namespace>. Prints `{"stats": "http://127.0.0.1:PORT/"}` once started; GET on
+ * Usage: controller.ts <kubeconfig> <namespace> [workers]. Prints `{"stats": "http://127.0.0.1:PORT/"}` once started; GET on
  * that URL answers the counts so far. Stops on SIGTERM.
  */
 import http from 'node:http';
@@ -11,16 +11,22 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { syncBuiltinESMExports } from 'node:module';
 import * as k8s from '@kubernetes/client-node';
-import { startController } from '../../src/controller/controller.js';
+import { DEFAULT_WORKERS, startController } from '../../src/controller/controller.js';
 import { createLogger } from '../../src/log.js';
 
-const [kubeconfig, namespace] = process.argv.slice(2);
-if (!kubeconfig || !namespace) throw new Error('usage: controller.ts <kubeconfig> <namespace>');
+const [kubeconfig, namespace, workers] = process.argv.slice(2);
+if (!kubeconfig || !namespace) throw new Error('usage: controller.ts <kubeconfig> <namespace> [workers]');
 
 const counts: Record<string, number> = {};
+/** The same requests by verb and resource (`PATCH configmaps`, `PATCH llmroutes/status`): where they go. */
+const byResource: Record<string, number> = {};
 const count = (method: string | undefined, url: string) => {
   const key = `${(method ?? 'GET').toUpperCase()}${/[?&]watch=(true|1)/.test(url) ? ' (watch)' : ''}`;
   counts[key] = (counts[key] ?? 0) + 1;
+  const parts = new URL(url, 'http://x').pathname.split('/');
+  const at = parts.indexOf('namespaces');
+  const resource = at >= 0 && parts.length > at + 2 ? [parts[at + 2], parts[at + 4]].filter(Boolean).join('/') : parts.slice(3).join('/');
+  byResource[`${key} ${resource}`] = (byResource[`${key} ${resource}`] ?? 0) + 1;
 };
 
 type RequestFn = (...args: unknown[]) => http.ClientRequest;
@@ -45,11 +51,11 @@ globalThis.fetch = (input: Parameters<typeof fetch>[0], init?: Parameters<typeof
 const kc = new k8s.KubeConfig();
 kc.loadFromFile(kubeconfig);
 const log = createLogger({ level: 'warn', base: { component: 'controller' } });
-// The CLI's defaults: 2 workers, 5-minute resync; no leader election (one replica).
-const controller = await startController({ kc, namespaces: [namespace], workers: 2, resyncMs: 300_000, metricsPort: 0, healthPort: 0, log });
+// The CLI's defaults (workers unless given, 5-minute resync); no leader election (one replica).
+const controller = await startController({ kc, namespaces: [namespace], workers: Number(workers ?? DEFAULT_WORKERS), resyncMs: 300_000, metricsPort: 0, healthPort: 0, log });
 const stats = http.createServer((_request, response) => {
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ total, byVerb: counts, leader: controller.isLeader() }));
+  response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ total, byVerb: counts, byResource, leader: controller.isLeader() }));
 });
 stats.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ stats: `http://127.0.0.1:${(stats.address() as AddressInfo).port}/` })}\n`));
 process.once('SIGTERM', () => {

@@ -1,14 +1,14 @@
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { durationToMilliseconds, DURATION } from '../api/patterns.js';
-import { startController } from '../controller/controller.js';
+import { DEFAULT_WORKERS, startController } from '../controller/controller.js';
 import { assertConfigured } from '../controller/kube-client.js';
 import { createLogger, type Level } from '../log.js';
 import { integerArg, levelArg, portArg } from './args.js';
 
 export const CONTROLLER_USAGE = `llmroute controller [--kubeconfig FILE] [--namespaces ns1,ns2] [--leader-elect=true|false]
                     [--leader-election-namespace NS] [--metrics-port 8080] [--health-port 8081]
-                    [--prometheus-url URL] [--gateway-image IMAGE] [--resync 5m] [--workers 2] [--log-level info]`;
+                    [--prometheus-url URL] [--gateway-image IMAGE] [--resync 5m] [--workers ${DEFAULT_WORKERS}] [--log-level info]`;
 
 const bool = (name: string, value: string) => {
   if (value === 'true' || value === '') return true;
@@ -32,7 +32,7 @@ export async function controllerCommand(args: string[], err: NodeJS.WritableStre
         'prometheus-url': { type: 'string' },
         'gateway-image': { type: 'string' },
         resync: { type: 'string', default: '5m' },
-        workers: { type: 'string', default: '2' },
+        workers: { type: 'string', default: String(DEFAULT_WORKERS) },
         'log-level': { type: 'string', default: 'info' },
       },
     }));

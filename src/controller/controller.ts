@@ -1,7 +1,13 @@
 /**
  * The controller process: informers fill caches and enqueue route keys; workers reconcile them while this replica
  * holds the leader lease. Caches stay warm on every replica, so a new leader starts reconciling at once.
- * It watches LLMRoutes and the objects it owns (by label), never Secrets: key Secrets are read one by one, by name.
+ * It watches LLMRoutes and the objects it owns (every owned kind, by label, stripped: see owned.ts), never Secrets:
+ * key Secrets are read one by one, by name.
+ *
+ * Events the controller caused itself do not wake a route again: a watched version of a route equal to the one its
+ * last pass left, or of an owned object equal to what its last apply answered, holds nothing the controller does not
+ * know. Everything else wakes the route: someone else's change, a deletion, a Deployment's status moving. Events that
+ * arrive while the route's pass runs are judged when it ends: the watch usually delivers a write before its answer.
  */
 import os from 'node:os';
 import type * as k8s from '@kubernetes/client-node';
@@ -10,7 +16,8 @@ import { ROUTE_LABEL, MANAGED_BY } from '../render/labels.js';
 import type { Logger } from '../log.js';
 import { KubeEventRecorder } from './events.js';
 import { startInformer, type Informer } from './informer.js';
-import { KubeClient, isNotFound } from './kube-client.js';
+import { KubeClient, METADATA_LIST_ONLY, isNotFound } from './kube-client.js';
+import { AppliedObjects, OwnedIndex, WITH_STATUS, stripOwned, type OwnedObject } from './owned.js';
 import { LeaderElector } from './leader-election.js';
 import { ControllerMetrics } from './metrics.js';
 import { staticPlanner, type EnvironmentPlanner } from './plan.js';
@@ -18,7 +25,7 @@ import { PrometheusPlanner } from './prometheus-planner.js';
 import { prometheusClient } from './prometheus.js';
 import { WorkQueue, runWorkers } from './queue.js';
 import { reconcileRoute, type RouteObject } from './reconcile.js';
-import { resourceByKind, resourceOf, resourcePath } from './resources.js';
+import { OWNED_KINDS, resourceByKind, resourceOf, resourcePath } from './resources.js';
 import { startServer } from './server.js';
 
 export interface ControllerOptions {
@@ -49,8 +56,31 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-/** The owned kinds whose changes should wake their route: status that feeds ours, and drift to repair. */
-const WATCHED_OWNED = ['Deployment', 'ExternalSecret', 'ConfigMap'];
+/** Routes reconciled in parallel by default. Reconciling waits on the API server, not on this process's CPU. */
+export const DEFAULT_WORKERS = 8;
+
+/** What one leadership term knows; a new term starts without it, so nothing another leader did in between is missed. */
+interface Term {
+  applied: AppliedObjects;
+  /** Route key → the route's resourceVersion after this term's last pass over it. */
+  passed: Map<string, string>;
+}
+
+const newTerm = (): Term => ({ applied: new AppliedObjects(), passed: new Map() });
+
+/**
+ * prometheus-operator's kinds: without their CRDs, applying them fails and routes report ApplyFailed
+ * (docs/install.md), rather than no route being reconciled because their caches never sync.
+ */
+const OPTIONAL_KINDS = new Set(['ServiceMonitor', 'PrometheusRule']);
+
+type CachedRoute = RouteObject & k8s.KubernetesObject;
+
+/** The routes' cache transform: managedFields are never read and are a large part of every object. */
+function stripManagedFields(route: CachedRoute): CachedRoute {
+  const { managedFields: _managedFields, ...metadata } = route.metadata as CachedRoute['metadata'] & { managedFields?: unknown };
+  return { ...route, metadata };
+}
 
 export async function startController(options: ControllerOptions): Promise<RunningController> {
   const { log } = options;
@@ -62,47 +92,84 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const scopes = options.namespaces.length ? options.namespaces : [undefined];
 
   let queue: WorkQueue<string> | undefined;
+  let term = newTerm();
   const enqueue = (namespace: string | undefined, name: string | undefined) => {
     if (namespace && name) queue?.add(`${namespace}/${name}`);
+  };
+  /** Route key → the events that arrived during its running pass, each as "is it news?", asked when the pass ends. */
+  const during = new Map<string, Array<() => boolean>>();
+  const wake = (namespace: string | undefined, name: string | undefined, isNews: () => boolean) => {
+    if (!namespace || !name) return;
+    const pending = during.get(`${namespace}/${name}`);
+    if (pending) pending.push(isNews);
+    else if (isNews()) enqueue(namespace, name);
   };
 
   const informerLog = (message: string, fields?: Record<string, unknown>) => log('info', message, fields);
   const routeType = resourceOf(API_VERSION, KIND);
-  const routeInformers: Informer<RouteObject & k8s.KubernetesObject>[] = scopes.map((namespace) => {
+  const routeInformers = new Map<string | undefined, Informer<CachedRoute>>();
+  for (const namespace of scopes) {
     const path = resourcePath(routeType, namespace);
-    return startInformer<RouteObject & k8s.KubernetesObject>({
-      kc: options.kc,
-      path,
-      list: () => client.list<RouteObject & k8s.KubernetesObject>(path) as Promise<k8s.KubernetesListObject<RouteObject & k8s.KubernetesObject>>,
-      onEvent: (_type, object) => enqueue(object.metadata?.namespace, object.metadata?.name),
-      resyncMs: options.resyncMs,
-      log: informerLog,
-    });
-  });
+    routeInformers.set(
+      namespace,
+      startInformer<CachedRoute>({
+        kc: options.kc,
+        path,
+        list: () => client.list<CachedRoute>(path) as Promise<k8s.KubernetesListObject<CachedRoute>>,
+        transform: stripManagedFields,
+        onEvent: (type, object) => {
+          const { namespace: ns, name, resourceVersion } = object.metadata;
+          // Not news: the status our last pass wrote, coming back.
+          wake(ns, name, () => !((type === 'add' || type === 'update') && resourceVersion !== undefined && term.passed.get(`${ns}/${name}`) === resourceVersion));
+        },
+        resyncMs: options.resyncMs,
+        log: informerLog,
+      }),
+    );
+  }
+  const owned = new OwnedIndex();
   const ownedInformers = scopes.flatMap((namespace) =>
-    WATCHED_OWNED.map((kind) => {
-      const path = resourcePath(resourceByKind(kind), namespace);
+    OWNED_KINDS.map((kind) => {
+      const type = resourceByKind(kind);
+      const path = resourcePath(type, namespace);
       const labelSelector = `app.kubernetes.io/managed-by=${MANAGED_BY},${ROUTE_LABEL}`;
-      return startInformer<k8s.KubernetesObject>({
+      const metadataOnly = !WITH_STATUS.has(kind);
+      return startInformer<OwnedObject>({
         kc: options.kc,
         path,
         labelSelector,
-        list: () => client.list<k8s.KubernetesObject>(path, labelSelector) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>,
-        onEvent: (_type, object) => enqueue(object.metadata?.namespace, object.metadata?.labels?.[ROUTE_LABEL]),
+        metadataOnly,
+        emptyUntilServed: OPTIONAL_KINDS.has(kind),
+        // Raw until the transform: list items and metadata carry no (or another) apiVersion and kind; it sets them.
+        list: () => client.list<OwnedObject>(path, labelSelector, metadataOnly ? METADATA_LIST_ONLY : undefined) as Promise<k8s.KubernetesListObject<OwnedObject>>,
+        transform: (object) => stripOwned({ ...object, apiVersion: type.apiVersion, kind }),
+        onEvent: (event, object) => {
+          owned.update(event, object);
+          const { namespace: ns, name, labels, resourceVersion } = object.metadata;
+          const route = `${ns}/${labels?.[ROUTE_LABEL]}`;
+          if (event === 'delete') term.applied.forget(route, `${kind}/${name}`);
+          // Not news: what our last apply of it answered, coming back.
+          wake(ns, labels?.[ROUTE_LABEL], () => event === 'delete' || !term.applied.isOwnWrite(route, `${kind}/${name}`, resourceVersion));
+        },
         // The routes' own resync covers periodic work; these only need to wake a route on change.
         resyncMs: 0,
         log: informerLog,
       });
     }),
   );
-  const informers = [...routeInformers, ...ownedInformers];
+  const scopeOf = (namespace: string) => (options.namespaces.length ? namespace : undefined);
+  const informers = [...routeInformers.values(), ...ownedInformers];
   /**
-   * The route as the API server has it now, not as the cache does: the cache may not yet hold the status written by
-   * the previous reconcile (a moment ago, or by the previous leader), and transitions are computed against that status
-   * (KeyMissing/KeysResolved Events, rollout steps). A stale copy would report them twice. Undefined once deleted.
+   * The route as our last pass left it, from the cache when the cache holds exactly that version; otherwise as the
+   * API server has it now. The cache may not yet hold the status written by the previous pass (a moment ago, or by
+   * the previous leader), and transitions are computed against that status (KeyMissing/KeysResolved Events, rollout
+   * steps): a stale copy would report them twice. A newer version than the cache's comes with its own event, which
+   * wakes the route again. Undefined once deleted.
    */
   const currentRoute = async (key: string): Promise<RouteObject | undefined> => {
     const [namespace, name] = key.split('/') as [string, string];
+    const cached = routeInformers.get(scopeOf(namespace))?.get(namespace, name);
+    if (cached?.metadata.resourceVersion !== undefined && cached.metadata.resourceVersion === term.passed.get(key)) return cached;
     return client.get<RouteObject>(resourcePath(routeType, namespace, name)).catch((error: unknown) => {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -121,16 +188,32 @@ export async function startController(options: ControllerOptions): Promise<Runni
   };
 
   const reconcile = async (key: string) => {
+    during.set(key, []);
+    try {
+      return await pass(key);
+    } finally {
+      const news = (during.get(key) ?? []).some((isNews) => isNews());
+      during.delete(key);
+      // The key is still being processed: the queue hands it out again once this pass is done.
+      if (news) queue?.add(key);
+    }
+  };
+
+  const pass = async (key: string) => {
     const route = await currentRoute(key);
     // Deleted: garbage collection removes what it owned, through the owner references.
     if (!route) {
       publishFlags(key, []);
+      term.applied.forgetRoute(key);
+      term.passed.delete(key);
       return;
     }
     const end = metrics.reconcileDuration.startTimer();
     try {
-      const result = await reconcileRoute({ client, events, planner, now: () => new Date(), log, ...(options.gatewayImage ? { image: options.gatewayImage } : {}) }, route);
+      const { applied } = term;
+      const result = await reconcileRoute({ client, events, planner, owned, applied, now: () => new Date(), log, ...(options.gatewayImage ? { image: options.gatewayImage } : {}) }, route);
       end({ outcome: result.outcome });
+      if (result.resourceVersion) term.passed.set(key, result.resourceVersion);
       if (result.flags) publishFlags(key, result.flags);
       log('info', 'reconciled', { route: key, outcome: result.outcome, ...(result.requeueAfterMs ? { requeueAfterMs: result.requeueAfterMs } : {}) });
       return result.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
@@ -144,9 +227,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const lead = async (signal: AbortSignal) => {
     await Promise.all(informers.map((i) => i.waitForSync()));
     const termQueue = new WorkQueue<string>();
+    term = newTerm();
     queue = termQueue;
     metrics.leader.set(1);
-    for (const informer of routeInformers) for (const route of informer.list()) enqueue(route.metadata.namespace, route.metadata.name);
+    for (const informer of routeInformers.values()) for (const route of informer.list()) enqueue(route.metadata.namespace, route.metadata.name);
     const depth = setInterval(() => metrics.queueDepth.set(termQueue.len()), 1000);
     depth.unref();
     signal.addEventListener('abort', () => void termQueue.shutDownWithDrain(), { once: true });

@@ -7,9 +7,13 @@
  *
  * Objects in the cache come in two shapes: those from `list` are deserialized by client-node's typed API (timestamps
  * are `Date`s), those from the watch are plain JSON (timestamps are strings). Read timestamps with `new Date(x)`.
+ *
+ * A `transform` reduces every object before it is cached, as controller-runtime's cache transforms do (e.g.
+ * TransformStripManagedFields): a cache of thousands of objects holds only what the controller reads.
  */
 import * as k8s from '@kubernetes/client-node';
 import { exponentialDelay } from './backoff.js';
+import { METADATA_ONLY, isNotFound } from './kube-client.js';
 
 export type Log = (message: string, fields?: Record<string, unknown>) => void;
 
@@ -29,6 +33,18 @@ export interface InformerOptions<T extends k8s.KubernetesObject> {
   log: Log;
   /** Delay before restarting a stopped watch: `baseMs` doubling to `maxMs`, back to `baseMs` after a good start. */
   restartBackoff?: { baseMs: number; maxMs: number };
+  /**
+   * Applied to every listed and watched object before it is cached and delivered. It must keep `metadata.name`,
+   * `namespace` and `resourceVersion`: the cache is keyed and versioned by them.
+   */
+  transform?: (obj: T) => T;
+  /** Watch PartialObjectMetadata instead of the objects; `list` must ask for metadata too (METADATA_LIST_ONLY). */
+  metadataOnly?: boolean;
+  /**
+   * A collection the API server does not serve (`list` fails with 404: its CRD is not installed) counts as synced and
+   * empty, and is listed again with backoff until it is served. For optional kinds: otherwise the informer never syncs.
+   */
+  emptyUntilServed?: boolean;
 }
 
 export interface Informer<T extends k8s.KubernetesObject> {
@@ -53,26 +69,57 @@ export interface Informer<T extends k8s.KubernetesObject> {
  *   (a crash, in Node's default mode) and an informer stopped without an `error` event. Passing it to `done` makes it
  *   an ordinary error, which is restarted.
  */
-class ClosableWatch extends k8s.Watch {
+class ClosableWatch<T> extends k8s.Watch {
   closed = false;
+
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly transform: ((obj: T) => T) | undefined,
+    metadataOnly: boolean,
+  ) {
+    super(metadataOnly ? withAccept(kc, METADATA_ONLY) : kc);
+  }
 
   override async watch(...args: Parameters<k8s.Watch['watch']>): Promise<AbortController> {
     if (this.closed) return new AbortController();
+    const [path, query, callback, done] = args;
+    const transform = this.transform;
+    // ERROR carries a Status and BOOKMARK only a resourceVersion: neither is an object to cache.
+    const deliver: typeof callback = transform ? (phase, obj, watchObj) => callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? obj : transform(obj as T), watchObj) : callback;
     try {
-      return await super.watch(...args);
+      return await super.watch(path, query, deliver, done);
     } catch (error) {
-      const done = args[3];
       done(error);
       return new AbortController();
     }
   }
 }
 
+/**
+ * The KubeConfig with an Accept header added to every request it authenticates: client-node's Watch takes no headers,
+ * but has each request authenticated by its KubeConfig.
+ */
+function withAccept(kc: k8s.KubeConfig, accept: string): k8s.KubeConfig {
+  const authenticate = async (context: Parameters<k8s.KubeConfig['applySecurityAuthentication']>[0]) => {
+    await kc.applySecurityAuthentication(context);
+    context.setHeaderParam('Accept', accept);
+  };
+  return Object.assign(Object.create(kc) as k8s.KubeConfig, { applySecurityAuthentication: authenticate });
+}
+
 export function startInformer<T extends k8s.KubernetesObject>(options: InformerOptions<T>): Informer<T> {
   const { path, log } = options;
   const { baseMs, maxMs } = options.restartBackoff ?? { baseMs: 1000, maxMs: 60_000 };
-  const watch = new ClosableWatch(options.kc);
-  const cache = new k8s.ListWatch<T>(path, watch, options.list, false, options.labelSelector, options.fieldSelector);
+  const { transform } = options;
+  const watch = new ClosableWatch(options.kc, transform, options.metadataOnly ?? false);
+  const list = transform
+    ? async () => {
+        const listed = await options.list();
+        // A metadata-only list of nothing has `items: null`.
+        return { ...listed, items: (listed.items ?? []).map(transform) };
+      }
+    : options.list;
+  const cache = new k8s.ListWatch<T>(path, watch, list, false, options.labelSelector, options.fieldSelector);
   let stopped = false;
   let synced = false;
   let failures = 0;
@@ -97,8 +144,15 @@ export function startInformer<T extends k8s.KubernetesObject>(options: InformerO
     restartTimer.unref();
   };
   // client-node also reports its own stop() here, as an AbortError.
+  const markSynced = () => {
+    if (synced) return;
+    synced = true;
+    for (const resolve of syncWaiters.splice(0)) resolve(true);
+  };
   cache.on('error', (error: unknown) => {
-    if (!stopped) restartLater(error);
+    if (stopped) return;
+    if (options.emptyUntilServed && isNotFound(error)) markSynced();
+    restartLater(error);
   });
 
   // ListWatch.start() resolves once the list is in and the watch is open, or once it has emitted `error`.
@@ -113,10 +167,7 @@ export function startInformer<T extends k8s.KubernetesObject>(options: InformerO
     if (stopped || attemptFailed) return;
     if (failures > 0) log('informer restarted', { path, failures });
     failures = 0;
-    if (!synced) {
-      synced = true;
-      for (const resolve of syncWaiters.splice(0)) resolve(true);
-    }
+    markSynced();
   };
   void start();
 

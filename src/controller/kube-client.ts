@@ -25,7 +25,13 @@ export interface RequestOptions {
   query?: Record<string, string | undefined>;
   body?: unknown;
   contentType?: string;
+  /** Default `application/json`. */
+  accept?: string;
 }
+
+/** Accept headers asking for metadata only (PartialObjectMetadata): of an object, of a list's items. */
+export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+export const METADATA_LIST_ONLY = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
 
 /** `loadFromDefault()` falls back to http://localhost:8080 when nothing is configured; that is never what we want. */
 export function assertConfigured(kc: k8s.KubeConfig): void {
@@ -55,7 +61,7 @@ export class KubeClient {
     const url = new URL(path, this.server);
     for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const headers: Record<string, string> = { accept: 'application/json', ...(this.options.headers as Record<string, string> | undefined) };
+    const headers: Record<string, string> = { accept: options.accept ?? 'application/json', ...(this.options.headers as Record<string, string> | undefined) };
     if (body !== undefined) {
       headers['content-type'] = options.contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(body));
@@ -93,9 +99,9 @@ export class KubeClient {
     return this.request<T>('GET', path);
   }
 
-  /** Server-side apply: the object as rendered, owned by `fieldManager`. */
-  apply<T = unknown>(path: string, object: unknown, fieldManager: string, force = false): Promise<T> {
-    return this.request<T>('PATCH', path, { body: object, contentType: 'application/apply-patch+yaml', query: { fieldManager, force: force ? 'true' : undefined } });
+  /** Server-side apply: the object as rendered, owned by `fieldManager`; the answer in `accept`'s form. */
+  apply<T = unknown>(path: string, object: unknown, fieldManager: string, accept?: string): Promise<T> {
+    return this.request<T>('PATCH', path, { body: object, contentType: 'application/apply-patch+yaml', query: { fieldManager }, ...(accept ? { accept } : {}) });
   }
 
   mergePatch<T = unknown>(path: string, patch: unknown): Promise<T> {
@@ -106,8 +112,8 @@ export class KubeClient {
     return this.request('DELETE', path, { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background' } });
   }
 
-  list<T = unknown>(path: string, labelSelector?: string): Promise<{ items: T[] }> {
-    return this.request('GET', path, { query: { labelSelector } });
+  list<T = unknown>(path: string, labelSelector?: string, accept?: string): Promise<{ items: T[] }> {
+    return this.request('GET', path, { query: { labelSelector }, ...(accept ? { accept } : {}) });
   }
 
   close(): void {

@@ -250,7 +250,7 @@ describe('defaults', () => {
       '--health-port=8081',
       `--gateway-image=${IMAGE}`,
       '--resync=5m',
-      '--workers=2',
+      '--workers=8',
       '--log-level=info',
     ]);
     expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '384Mi' } });

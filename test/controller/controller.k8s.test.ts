@@ -160,6 +160,33 @@ describe('llmroute controller on a real API server', () => {
     expect(logs.join('')).not.toContain(SECRET);
   }, 90_000);
 
+  it('applies nothing again in a pass over a route whose rendering did not change', async () => {
+    const mark = logs.length;
+    await kubectlOk(['annotate', '--overwrite', 'llmroute', 'support-bot', '-n', namespace, 'test.llmroute.dev/touched=1']);
+    const passed = () => logs.slice(mark).some((line) => line.includes('"msg":"reconciled"') && line.includes(`"route":"${namespace}/support-bot"`));
+    await waitFor(passed, { message: 'a pass after the annotation' });
+    expect(logs.slice(mark).filter((line) => line.includes('"msg":"applied"'))).toEqual([]);
+  });
+
+  it('puts back what someone removed from an owned object, though only its metadata is cached', async () => {
+    const before = await configMap('production');
+    await client.request('PATCH', resourcePath(resourceByKind('ConfigMap'), namespace, 'support-bot-production'), {
+      body: { data: { 'gateway.json': null } },
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: 'test-user' },
+    });
+    await waitFor(async () => (await configMap('production')).data['gateway.json'] === before.data['gateway.json'], { message: 'gateway.json put back' });
+    expect(logs.some((line) => line.includes('"object":"ConfigMap/support-bot-production","reason":"Changed"'))).toBe(true);
+  });
+
+  it('re-creates an owned object someone deleted', async () => {
+    const path = resourcePath(resourceByKind('Service'), namespace, 'support-bot-staging');
+    const { metadata } = await client.get<{ metadata: { uid: string } }>(path);
+    await client.delete(path);
+    const recreated = await waitFor(async () => (await client.get<{ metadata: { uid: string } }>(path).catch(() => undefined))?.metadata, { message: 'the Service re-created' });
+    expect(recreated.uid).not.toBe(metadata.uid);
+  });
+
   it('an emptied key holds that environment at its last good config while the other rolls forward', async () => {
     const before = await configMap('staging');
     await createSecret('azure-openai-staging', { apiKey: '' });

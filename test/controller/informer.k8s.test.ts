@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import * as net from 'node:net';
 import { startInformer, type Informer, type InformerEvent } from '../../src/controller/informer.js';
+import { KubeClient } from '../../src/controller/kube-client.js';
 import { kubeConfig, pollUntil, withServer } from '../k8s/cluster.js';
 
 /** A TCP proxy to the API server (TLS passes through untouched). */
@@ -198,6 +199,26 @@ describe('startInformer', () => {
     } finally {
       await informer.stop();
       proxy.close();
+    }
+  });
+
+  it('counts a collection the API server does not serve as synced and empty when asked to, and keeps listing it', async () => {
+    const client = await KubeClient.create(kc);
+    const path = `/apis/example.invalid/v1/namespaces/${namespace}/widgets`;
+    const logs: string[] = [];
+    const start = (emptyUntilServed: boolean) =>
+      startInformer<k8s.KubernetesObject>({ kc, path, list: () => client.list(path) as Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>, onEvent: () => undefined, resyncMs: 0, log: (message) => logs.push(message), restartBackoff: { baseMs: 50, maxMs: 50 }, emptyUntilServed });
+    const optional = start(true);
+    const required = start(false);
+    try {
+      expect(await optional.waitForSync()).toBe(true);
+      expect(optional.list()).toEqual([]);
+      await pollUntil('more attempts to list it', () => logs.filter((message) => message === 'informer stopped; restarting').length >= 6);
+      expect(required.hasSynced()).toBe(false);
+    } finally {
+      await optional.stop();
+      await required.stop();
+      client.close();
     }
   });
 

@@ -60,6 +60,8 @@ export interface ControlPlaneOptions {
   crds?: string[];
   /** Start kube-controller-manager (default true). */
   controllerManager?: boolean;
+  /** Serve kube-apiserver's /debug/pprof endpoints (default false), for a benchmark that profiles the API server. */
+  apiServerProfiling?: boolean;
   /** Keep the temporary directory after stop() (default: LLMROUTE_KEEP_CLUSTER=1). Processes are stopped anyway. */
   keepDir?: boolean;
   /** Progress lines; default stderr. */
@@ -527,7 +529,7 @@ function etcdCommand(state: ControlPlaneState): Omit<ProcessRecord, 'pid'> {
   };
 }
 
-function apiServerCommand(state: ControlPlaneState): Omit<ProcessRecord, 'pid'> {
+function apiServerCommand(state: ControlPlaneState, profiling = false): Omit<ProcessRecord, 'pid'> {
   const { dir, binDir, ports } = state;
   return {
     command: join(binDir, 'kube-apiserver'),
@@ -549,9 +551,9 @@ function apiServerCommand(state: ControlPlaneState): Omit<ProcessRecord, 'pid'> 
       `--cert-dir=${join(dir, 'apiserver-certs')}`,
       // The loopback advertise address cannot be an endpoint of the `kubernetes` Service (logged every 10 s otherwise).
       '--endpoint-reconciler-type=none',
-      // Lean: no request queueing machinery (and its bootstrap objects), no pprof endpoints.
+      // Lean: no request queueing machinery (and its bootstrap objects), no pprof endpoints unless asked for.
       '--enable-priority-and-fairness=false',
-      '--profiling=false',
+      `--profiling=${profiling}`,
       // Without this, a graceful shutdown (SIGTERM) waits 60 s for open watches, e.g. the controller manager's.
       '--shutdown-watch-termination-grace-period=2s',
     ],
@@ -773,7 +775,7 @@ async function startOnce(options: ControlPlaneOptions & { log: (line: string) =>
       await waitUntil('etcd /health', 30_000, async () => (await fetch(`http://127.0.0.1:${etcd}/health`)).ok, died, join(dir, 'etcd.log'));
     });
     const apiServerDied = await time('apiServer', async () => {
-      const died = await start('kube-apiserver', apiServerCommand(state));
+      const died = await start('kube-apiserver', apiServerCommand(state, options.apiServerProfiling));
       await waitForApiServer(state, died);
       return died;
     });
