@@ -176,14 +176,26 @@ export async function startController(options: ControllerOptions): Promise<Runni
     });
   };
 
-  /** llmroute_controller_rollout_percent: one series per flag and environment of each route this term reconciled. */
-  const flagSeries = new Map<string, Set<string>>();
+  /**
+   * llmroute_controller_rollout_percent and _step: one series per flag and environment of each route this term
+   * reconciled (a step only for flags with a rollout); a series whose flag, environment or rollout went is removed.
+   */
+  const flagSeries = new Map<string, { percent: Set<string>; step: Set<string> }>();
   const publishFlags = (key: string, flags: NonNullable<Awaited<ReturnType<typeof reconcileRoute>>['flags']>) => {
     const [namespace, route] = key.split('/') as [string, string];
-    const series = new Set(flags.map((f) => JSON.stringify({ namespace, route, environment: f.environment, flag: f.flag })));
-    for (const f of flags) metrics.rolloutPercent.set({ namespace, route, environment: f.environment, flag: f.flag }, f.percent);
-    for (const old of flagSeries.get(key) ?? []) if (!series.has(old)) metrics.rolloutPercent.remove(JSON.parse(old) as Record<string, string>);
-    if (series.size) flagSeries.set(key, series);
+    const next = { percent: new Set<string>(), step: new Set<string>() };
+    for (const f of flags) {
+      const labels = { namespace, route, environment: f.environment, flag: f.flag };
+      metrics.rolloutPercent.set(labels, f.percent);
+      next.percent.add(JSON.stringify(labels));
+      if (f.step === undefined) continue;
+      metrics.rolloutStep.set(labels, f.step);
+      next.step.add(JSON.stringify(labels));
+    }
+    const previous = flagSeries.get(key);
+    for (const old of previous?.percent ?? []) if (!next.percent.has(old)) metrics.rolloutPercent.remove(JSON.parse(old) as Record<string, string>);
+    for (const old of previous?.step ?? []) if (!next.step.has(old)) metrics.rolloutStep.remove(JSON.parse(old) as Record<string, string>);
+    if (flags.length) flagSeries.set(key, next);
     else flagSeries.delete(key);
   };
 
@@ -243,6 +255,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     metrics.leader.set(0);
     // Only the leader reports percentages: a replica that stopped leading would go on exporting stale ones.
     metrics.rolloutPercent.reset();
+    metrics.rolloutStep.reset();
     flagSeries.clear();
     if (queue === termQueue) queue = undefined;
   };

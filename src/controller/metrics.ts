@@ -26,6 +26,12 @@ export class ControllerMetrics {
     labelNames: ['namespace', 'route', 'environment', 'flag'],
     registers: [this.registry],
   });
+  readonly rolloutStep = new Gauge({
+    name: 'llmroute_controller_rollout_step',
+    help: 'Index (from 0) of the current rollout step of each flag with a rollout, per route environment.',
+    labelNames: ['namespace', 'route', 'environment', 'flag'],
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({
     name: 'llmroute_controller_leader',
     help: '1 while this replica holds the leader lease.',

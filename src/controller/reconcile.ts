@@ -66,8 +66,8 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
   /** What happened, for logs and tests. */
   outcome: 'invalid' | 'applied' | 'held' | 'degraded';
-  /** Every flag's percentage per environment, as written to status; absent when the spec was invalid (nothing changed). */
-  flags?: { environment: string; flag: string; percent: number }[];
+  /** Every flag's percentage (and rollout step) per environment, as written to status; absent when the spec was invalid (nothing changed). */
+  flags?: { environment: string; flag: string; percent: number; step?: number }[];
   /** The route's resourceVersion after this pass: of the status written, or of the route read if status did not change. Absent once deleted. */
   resourceVersion?: string;
 }
@@ -360,7 +360,7 @@ export async function reconcileRoute(ctx: ReconcileContext, object: RouteObject)
   const waits = [...(missing.length ? [KEY_RETRY_MS] : []), ...outcomes.flatMap((o) => (o.plan.requeueAfterMs === undefined ? [] : [o.plan.requeueAfterMs]))];
   return {
     outcome: failures.length ? 'degraded' : missing.length ? 'held' : 'applied',
-    flags: outcomes.flatMap((o) => (o.status.flags ?? []).map((f) => ({ environment: o.status.name, flag: f.name, percent: f.percent }))),
+    flags: outcomes.flatMap((o) => (o.status.flags ?? []).map((f) => ({ environment: o.status.name, flag: f.name, percent: f.percent, ...(f.step === undefined ? {} : { step: f.step }) }))),
     ...(waits.length ? { requeueAfterMs: Math.min(...waits) } : {}),
     ...(resourceVersion ? { resourceVersion } : {}),
   };

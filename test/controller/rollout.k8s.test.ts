@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createServer } from 'node:net';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { METRIC } from '../../src/api/metric-names.js';
 import type { LLMRouteStatus } from '../../src/api/schema.js';
 import { startController, type RunningController } from '../../src/controller/controller.js';
@@ -127,11 +127,14 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The controller's own llmroute_controller_rollout_percent for a route, from its /metrics. */
-async function rolloutPercentMetric(name: RouteName): Promise<number | undefined> {
+/** The controller's own llmroute_controller_rollout_percent and _step for a route, from its /metrics. */
+async function rolloutMetrics(name: RouteName): Promise<{ percent?: number; step?: number }> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('llmroute_controller_rollout_percent{') && l.includes(`route="${name}"`) && l.includes(`namespace="${namespace}"`) && l.includes(`flag="${FLAG}"`));
-  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+  const value = (metric: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && l.includes(`route="${name}"`) && l.includes(`namespace="${namespace}"`) && l.includes(`flag="${FLAG}"`));
+    return line === undefined ? {} : { [metric.slice('llmroute_controller_rollout_'.length)]: Number(line.split(' ').at(-1)) };
+  };
+  return { ...value('llmroute_controller_rollout_percent'), ...value('llmroute_controller_rollout_step') };
 }
 
 beforeAll(async () => {
@@ -198,7 +201,7 @@ describe('progressive rollouts with a real Prometheus', () => {
     expect(condition(route, 'Ready')).toMatchObject({ status: 'True', reason: 'Reconciled' });
     expect(condition(route, 'Degraded')).toMatchObject({ status: 'False' });
     expect(await events('good')).toEqual({ 'Normal RolloutStarted': 1, 'Normal RolloutAdvanced': 1, 'Normal RolloutSucceeded': 1 });
-    expect(await rolloutPercentMetric('good')).toBe(100);
+    expect(await rolloutMetrics('good')).toEqual({ percent: 100, step: 2 });
   });
 
   it('rolls a failing flag back to 0% and reports the measured numbers in Degraded=RolloutAborted', async () => {
@@ -214,7 +217,7 @@ describe('progressive rollouts with a real Prometheus', () => {
     expect(degraded.message).toMatch(/^flag "canary" in dev: analysis failed at 10% \(step 1 of 3\): error ratio 50% > max 5% \(baseline 0%\); p99 latency 0\.398s <= max 2s \(baseline 0\.398s\); \d+ requests over 1m; rolled back to 0%$/);
     expect(condition(route, 'Ready')).toMatchObject({ status: 'False', reason: 'RolloutAborted' });
     expect(await events('bad')).toEqual({ 'Normal RolloutStarted': 1, 'Warning RolloutAborted': 1 });
-    expect(await rolloutPercentMetric('bad')).toBe(0);
+    expect(await rolloutMetrics('bad')).toEqual({ percent: 0, step: 0 });
     // Rolled back stays rolled back: the metrics are still bad, but nothing restarts it without an operator.
     await new Promise((resolve) => setTimeout(resolve, INTERVAL_MS * 1.5));
     expect(flagStatus(await getRoute('bad'))).toMatchObject({ percent: 0, state: 'RolledBack' });
@@ -244,7 +247,7 @@ describe('progressive rollouts with a real Prometheus', () => {
     expect(flagStatus(promoted)).toMatchObject({ percent: 100, state: 'Succeeded', command: 'promote', message: 'promoted to 100% by operator' });
     expect(history.held.configMap).toEqual([10, 100]);
     expect(await events('held')).toEqual({ 'Normal RolloutStarted': 1, 'Normal RolloutPromoted': 1 });
-    expect(await rolloutPercentMetric('held')).toBe(100);
+    expect(await rolloutMetrics('held')).toEqual({ percent: 100, step: 2 });
   });
 
   it('reports spend in status and BudgetExceeded=True once the cost counter passes a reject budget', async () => {
@@ -266,5 +269,16 @@ describe('progressive rollouts with a real Prometheus', () => {
     // Routes without a budget say so.
     expect(condition(await getRoute('bad'), 'BudgetExceeded')).toMatchObject({ status: 'False', reason: 'NoBudget' });
     expect(logs.filter((line) => line.includes('could not measure spend'))).toEqual([]);
+  });
+
+  it('drops the step series when a flag loses its rollout, and every series when the route goes', async () => {
+    const fixed = parse(routeYaml('bad')) as { spec: { flags: { rollout?: unknown; percent?: number }[] } };
+    delete fixed.spec.flags[0]!.rollout;
+    fixed.spec.flags[0]!.percent = 20;
+    await apply(stringify(fixed));
+    await waitFor(async () => JSON.stringify(await rolloutMetrics('bad')) === JSON.stringify({ percent: 20 }), { message: 'bad: a fixed 20% and no step' });
+    await kubectlOk(['delete', 'llmroute', 'bad', '-n', namespace]);
+    await waitFor(async () => Object.keys(await rolloutMetrics('bad')).length === 0, { message: 'bad: no series once deleted' });
+    expect(await rolloutMetrics('good')).toEqual({ percent: 100, step: 2 });
   });
 });

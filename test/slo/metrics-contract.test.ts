@@ -18,39 +18,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { metricValue, type TestGateway } from '../support/gateway.js';
 import { LABEL_VALUES, documentedMetrics, documents, type DocumentedMetric } from '../support/promql.js';
+import { parseExposition, type Family } from '../support/exposition.js';
 import { CLAUDE, GPT, KEYS, TIMEOUTS, TIGHT, USER, gatewayFor, startFakes, stopFakes, type Fakes } from '../gateway/e2e/fixtures.js';
 
 const DEFAULT_LABELS = ['route', 'environment'];
 /** prom-client's default metrics: documented by prefix, their labels are prom-client's. */
 const DEFAULT_METRIC = /^llmroute_gateway_(process|nodejs)_/;
-
-interface Family {
-  name: string;
-  type: string;
-  series: Record<string, string>[];
-}
-
-/** The Prometheus text format, as far as prom-client writes it: `# TYPE` lines and samples. */
-function parseExposition(text: string): Map<string, Family> {
-  const families = new Map<string, Family>();
-  for (const line of text.split('\n')) {
-    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (type) {
-      families.set(type[1]!, { name: type[1]!, type: type[2]!, series: [] });
-      continue;
-    }
-    if (!line || line.startsWith('#')) continue;
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+\S+/.exec(line);
-    if (!sample) throw new Error(`unreadable sample line: ${line}`);
-    const name = sample[1]!;
-    const family = families.get(name) ?? families.get(name.replace(/_(bucket|sum|count)$/, ''));
-    if (!family) throw new Error(`sample ${name} has no # TYPE line`);
-    const labels: Record<string, string> = {};
-    for (const m of (sample[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]!] = m[2]!;
-    family.series.push(labels);
-  }
-  return families;
-}
 
 let fakes: Fakes;
 let gateway: TestGateway;
