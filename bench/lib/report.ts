@@ -369,7 +369,7 @@ export async function writeReport(results: Results, repo: string, resultsFile: s
   L.push('');
   if (!c || !c.done) L.push(`Not measured in this run: ${c?.reason ?? 'not run'}.`);
   else {
-    L.push('Against the real API server harness (`startControlPlane` from `test/k8s/harness.ts`: etcd and kube-apiserver on loopback, the CRDs installed; kube-controller-manager left out), with the controller in its own process (`startController`, compiled, the CLI\'s defaults: 2 workers, no leader election).');
+    L.push('Against the real API server harness (`startControlPlane` from `test/k8s/harness.ts`: etcd and kube-apiserver on loopback, the CRDs installed; kube-controller-manager left out), with the controller in its own process (`startController`, compiled, the CLI\'s defaults: 8 workers, no leader election; `--max-old-space-size=256`, the heap Node.js gives it under the chart\'s 384 MiB memory limit).');
     L.push('');
     L.push('| figure | value |');
     L.push('|---|---|');
