@@ -11,7 +11,6 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { LLMRoute as LLMRouteSchema, type LLMRoute, type LLMRouteStatus } from '../../src/api/schema.js';
@@ -21,6 +20,7 @@ import { OWNED_KINDS, resourceByKind, resourceOf, resourcePath } from '../../src
 import { createLogger } from '../../src/log.js';
 import { renderEnvironment } from '../../src/render/render.js';
 import { createNamespace, helm, kubeConfig, kubeconfigFor, kubectl, kubectlOk, waitFor } from '../k8s/cluster.js';
+import { freePort } from '../support/ports.js';
 
 jest.setTimeout(120_000);
 
@@ -87,16 +87,6 @@ async function installRbac(releaseNamespace: string, values: string[], withhold:
   return { release, releaseNamespace, serviceAccount, objects, kubeconfig };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 let admin: KubeClient;
 const running: RunningController[] = [];

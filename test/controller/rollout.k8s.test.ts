@@ -13,7 +13,6 @@
  *   held  - healthy, but annotated `pause` from the start: held at 10%, then `promote` sends it to 100%.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { createServer } from 'node:net';
 import { parse, stringify } from 'yaml';
 import { METRIC } from '../../src/api/metric-names.js';
 import type { LLMRouteStatus } from '../../src/api/schema.js';
@@ -24,6 +23,7 @@ import { createLogger } from '../../src/log.js';
 import { startMetricsExporter, type MetricsExporter } from '../support/metrics-exporter.js';
 import { startPrometheus, type PrometheusServer } from '../support/prometheus.js';
 import { createNamespace, kubeConfig, kubectlOk, waitFor } from '../k8s/cluster.js';
+import { freePort } from '../support/ports.js';
 
 jest.setTimeout(60_000);
 
@@ -116,16 +116,6 @@ async function events(name: RouteName): Promise<Record<string, number>> {
 const caughtUp = (name: RouteName, status: string, percent: number) =>
   waitFor(() => history[name].status.at(-1) === status && history[name].configMap.at(-1) === percent, { timeoutMs: 2000, message: `${name}: history at ${status}` });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** The controller's own llmroute_controller_rollout_percent and _step for a route, from its /metrics. */
 async function rolloutMetrics(name: RouteName): Promise<{ percent?: number; step?: number }> {

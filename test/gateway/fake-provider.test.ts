@@ -7,6 +7,7 @@ import type { CompatibleStreamDecoder } from '../../src/gateway/providers/openai
 import { SseParser } from '../../src/gateway/sse.js';
 import type { ChatChunk, ChatRequest, DecodedEvent, HttpRequest, SseEvent, Target } from '../../src/gateway/types.js';
 import { DEFAULT_GARBAGE, flapping, startFakeProvider, type Attempt, type FakeProvider } from '../support/fake-provider.js';
+import { waitFor } from '../support/poll.js';
 
 let fake: FakeProvider;
 beforeAll(async () => {
@@ -40,13 +41,7 @@ const openAIChunks = (text: string) =>
     .map((e) => JSON.parse(e.data) as ChatChunk);
 const contentOf = (chunks: ChatChunk[]) => chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
 
-async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
+const until = (condition: () => boolean, message: string) => waitFor(condition, { message, intervalMs: 10, timeoutMs: 2000 });
 
 /** Reads a body until it ends or stays silent for `quietMs`; reports which. */
 async function readUntilQuiet(response: Response, quietMs: number): Promise<{ text: string; ended: boolean }> {
@@ -286,7 +281,7 @@ describe('fake provider: failures', () => {
   it('never answers, and records that the client gave up', async () => {
     fake.script({ kind: 'timeout' });
     await expect(post(OPENAI, chat(), {}, AbortSignal.timeout(150))).rejects.toThrow(/aborted|timeout/i);
-    await waitFor(() => fake.attempts[0]?.aborted === true);
+    await until(() => fake.attempts[0]?.aborted === true, 'the fake saw the request aborted');
     expect(fake.attempts[0]?.outcome).toBe('timeout');
   });
 
@@ -295,7 +290,7 @@ describe('fake provider: failures', () => {
     const { text, ended } = await readUntilQuiet(await post(OPENAI, chat({ stream: true })), 300);
     expect(ended).toBe(false);
     expect(contentOf(openAIChunks(text))).toBe('Hello from ');
-    await waitFor(() => fake.attempts[0]?.aborted === true);
+    await until(() => fake.attempts[0]?.aborted === true, 'the fake saw the request aborted');
   });
 
   it('stalls before the first content when N is 0, after the headers and the opening events', async () => {

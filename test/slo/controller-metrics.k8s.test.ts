@@ -11,7 +11,7 @@ import { createLogger } from '../../src/log.js';
 import { parseExposition, type Family } from '../support/exposition.js';
 import { documentedMetrics, documents, type DocumentedMetric } from '../support/promql.js';
 import { createNamespace, kubeConfig, kubectlOk, waitFor } from '../k8s/cluster.js';
-import { freePorts } from '../k8s/harness.js';
+import { freePorts } from '../support/ports.js';
 
 /** prom-client's default metrics: documented by prefix, their labels are prom-client's. */
 const DEFAULT_METRIC = /^llmroute_controller_(process|nodejs)_/;

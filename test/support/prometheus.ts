@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { findExecutable } from './executable.js';
 
 /**
  * A real Prometheus for tests: the Debian package's binary on a free loopback port, with a throwaway config and
@@ -28,16 +29,7 @@ const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5000;
 
 export function findPrometheus(): string {
-  const candidates = ['/usr/bin/prometheus', ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'prometheus'))];
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here; try the next one
-    }
-  }
-  throw new Error(INSTALL_HINT);
+  return findExecutable('prometheus', '/usr/bin/prometheus', INSTALL_HINT);
 }
 
 export interface PrometheusOptions {
@@ -124,13 +116,3 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}

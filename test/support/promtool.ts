@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { findExecutable } from './executable.js';
 
 /**
  * promtool, from Debian's `prometheus` package, for `check rules` and `test rules`. Missing promtool is a failure,
@@ -9,16 +8,7 @@ import { delimiter, join } from 'node:path';
 const INSTALL_HINT = 'promtool is not installed: run `apt-get install -y prometheus` (Debian/Ubuntu; CI installs it), which provides /usr/bin/promtool';
 
 export function findPromtool(): string {
-  const candidates = ['/usr/bin/promtool', ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'promtool'))];
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here; try the next one
-    }
-  }
-  throw new Error(INSTALL_HINT);
+  return findExecutable('promtool', '/usr/bin/promtool', INSTALL_HINT);
 }
 
 export interface PromtoolRun {

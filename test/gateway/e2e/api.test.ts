@@ -3,27 +3,16 @@
  * OpenAI's error format (so the SDK raises its usual typed errors), `/v1/models` lists the route's models, client
  * tokens are checked, and the answer names the model that actually answered and says so in its headers.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import OpenAI, { type APIError } from 'openai';
-import type { TestGateway } from '../../support/gateway.js';
-import { ask, askError, CLAUDE, GPT, gatewayFor, resetFakes, startFakes, stopFakes, TEXT, USER, type Fakes } from './fixtures.js';
+import { ask, askError, CLAUDE, e2eSuite, gatewayFor, GPT, TEXT, USER } from './fixtures.js';
 
-let fakes: Fakes;
-let gateway: TestGateway | undefined;
-beforeAll(async () => {
-  fakes = await startFakes();
-});
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  resetFakes(fakes);
-});
-afterAll(() => stopFakes(fakes));
+const suite = e2eSuite();
 
 const TOKEN = 'llmr-client-token-web-5f2c9a1e7d3b';
 
 function post(body: string, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${gateway?.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  return fetch(`${suite.gateway?.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 }
 
 /** OpenAI's error shape, exactly: what the SDK parses into its typed errors. */
@@ -39,16 +28,16 @@ async function expectOpenAIError(response: Response, status: number): Promise<{ 
 
 describe('bad input', () => {
   it('malformed JSON: 400 in OpenAI error format, before any provider is asked', async () => {
-    gateway = await gatewayFor(fakes);
+    suite.gateway = await gatewayFor(suite.fakes);
     const error = await expectOpenAIError(await post('{"model": "chat", "messages": ['), 400);
     expect(error.type).toBe('invalid_request_error');
     expect(error.message).toContain('not valid JSON');
-    expect(fakes.openai.attempts).toHaveLength(0);
+    expect(suite.fakes.openai.attempts).toHaveLength(0);
   });
 
   it('a body over the limit: 413, declared or streamed without a length', async () => {
-    gateway = await gatewayFor(fakes, { maxBodyBytes: 4096 });
-    const client = gateway.client();
+    suite.gateway = await gatewayFor(suite.fakes, { maxBodyBytes: 4096 });
+    const client = suite.gateway.client();
     const { error } = await askError(client, false, { messages: [{ role: 'user', content: 'x'.repeat(10_000) }] });
     expect(error).toBeInstanceOf(OpenAI.APIError);
     expect((error as APIError).status).toBe(413);
@@ -63,52 +52,52 @@ describe('bad input', () => {
         controller.close();
       },
     });
-    const response = await fetch(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunked, duplex: 'half' } as RequestInit);
+    const response = await fetch(`${suite.gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunked, duplex: 'half' } as RequestInit);
     const body = await expectOpenAIError(response, 413);
     expect(body.code).toBe('request_too_large');
-    expect(fakes.openai.attempts).toHaveLength(0);
+    expect(suite.fakes.openai.attempts).toHaveLength(0);
 
     // The gateway still serves after refusing.
     expect((await ask(client, false)).text).toBe(TEXT);
   });
 
   it('an unknown model: NotFoundError listing the available models', async () => {
-    gateway = await gatewayFor(fakes);
-    const { error } = await askError(gateway.client(), false, { model: 'gpt-5' });
+    suite.gateway = await gatewayFor(suite.fakes);
+    const { error } = await askError(suite.gateway.client(), false, { model: 'gpt-5' });
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as APIError).message).toContain('model "gpt-5" does not exist');
     expect((error as APIError).message).toContain('available: chat');
     expect((error as APIError).code).toBe('model_not_found');
     expect((error as APIError).param).toBe('model');
-    const streaming = await askError(gateway.client(), true, { model: 'gpt-5' });
+    const streaming = await askError(suite.gateway.client(), true, { model: 'gpt-5' });
     expect(streaming.error).toBeInstanceOf(OpenAI.NotFoundError);
-    expect(fakes.openai.attempts).toHaveLength(0);
+    expect(suite.fakes.openai.attempts).toHaveLength(0);
   });
 
   it('a request without messages: BadRequestError naming the parameter', async () => {
-    gateway = await gatewayFor(fakes);
-    const { error } = await askError(gateway.client(), false, { messages: [] });
+    suite.gateway = await gatewayFor(suite.fakes);
+    const { error } = await askError(suite.gateway.client(), false, { messages: [] });
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as APIError).param).toBe('messages');
   });
 
   it('an unknown path: 404 in OpenAI error format', async () => {
-    gateway = await gatewayFor(fakes);
-    const error = await expectOpenAIError(await fetch(`${gateway.url}/v1/completions`, { method: 'POST', body: '{}' }), 404);
+    suite.gateway = await gatewayFor(suite.fakes);
+    const error = await expectOpenAIError(await fetch(`${suite.gateway.url}/v1/completions`, { method: 'POST', body: '{}' }), 404);
     expect(error.code).toBe('unknown_url');
   });
 });
 
 describe('GET /v1/models', () => {
   it("lists the route's models", async () => {
-    gateway = await gatewayFor(fakes, {
+    suite.gateway = await gatewayFor(suite.fakes, {
       models: [
         { name: 'chat', pin: GPT, fallback: [{ provider: 'openai' }] },
         { name: 'claude', pin: CLAUDE, fallback: [{ provider: 'anthropic' }] },
       ],
     });
     const models = [];
-    for await (const model of gateway.client().models.list()) models.push(model);
+    for await (const model of suite.gateway.client().models.list()) models.push(model);
     expect(models.map((m) => m.id)).toEqual(['chat', 'claude']);
     expect(models.every((m) => m.object === 'model')).toBe(true);
   });
@@ -116,26 +105,26 @@ describe('GET /v1/models', () => {
 
 describe('client tokens (auth: tokens)', () => {
   it('a missing or wrong token is a 401 AuthenticationError; the right one works', async () => {
-    gateway = await gatewayFor(fakes, { clients: { web: TOKEN } });
+    suite.gateway = await gatewayFor(suite.fakes, { clients: { web: TOKEN } });
     const missing = await expectOpenAIError(await post(JSON.stringify({ model: 'chat', messages: USER })), 401);
     expect(missing.message).toContain('missing bearer token');
     expect(missing.code).toBe('invalid_api_key');
 
     for (const stream of [false, true]) {
-      const { error } = await askError(gateway.client('llmr-wrong-token'), stream);
+      const { error } = await askError(suite.gateway.client('llmr-wrong-token'), stream);
       expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
       expect((error as APIError).message).toContain('invalid client token');
     }
-    await expect(gateway.client('llmr-wrong-token').models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    expect(fakes.openai.attempts).toHaveLength(0);
+    await expect(suite.gateway.client('llmr-wrong-token').models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(suite.fakes.openai.attempts).toHaveLength(0);
 
-    const answer = await ask(gateway.client(TOKEN), false);
+    const answer = await ask(suite.gateway.client(TOKEN), false);
     expect(answer.text).toBe(TEXT);
-    expect(fakes.openai.attempts).toHaveLength(1);
+    expect(suite.fakes.openai.attempts).toHaveLength(1);
     // The client token is the gateway's, never forwarded: the provider gets the provider key.
-    expect(fakes.openai.attempts[0]?.key).not.toBe(TOKEN);
-    expect(JSON.stringify(fakes.openai.attempts[0]?.headers)).not.toContain(TOKEN);
-    const log = gateway.logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'request');
+    expect(suite.fakes.openai.attempts[0]?.key).not.toBe(TOKEN);
+    expect(JSON.stringify(suite.fakes.openai.attempts[0]?.headers)).not.toContain(TOKEN);
+    const log = suite.gateway.logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.msg === 'request');
     expect(log?.client).toBe('web');
   });
 });
@@ -145,9 +134,9 @@ describe('who answered', () => {
     ['non-streaming', false],
     ['streaming', true],
   ])('%s: model names the fallback model that answered, never the alias; headers say provider, attempts and depth', async (_mode, stream) => {
-    gateway = await gatewayFor(fakes);
-    fakes.openai.script({ kind: 'overloaded' });
-    const answer = await ask(gateway.client(), stream);
+    suite.gateway = await gatewayFor(suite.fakes);
+    suite.fakes.openai.script({ kind: 'overloaded' });
+    const answer = await ask(suite.gateway.client(), stream);
     expect(answer.text).toBe(TEXT);
     expect(answer.models).toEqual([CLAUDE]);
     expect(answer.headers.get('x-llmroute-provider')).toBe('anthropic');
@@ -155,18 +144,18 @@ describe('who answered', () => {
     expect(answer.headers.get('x-llmroute-fallback-depth')).toBe('1');
     expect(answer.headers.get('x-request-id')).toMatch(/^chatcmpl-/);
     // Neither provider was sent the alias.
-    expect((fakes.openai.attempts[0]?.body as { model: string }).model).toBe(GPT);
-    expect((fakes.anthropic.attempts[0]?.body as { model: string }).model).toBe(CLAUDE);
+    expect((suite.fakes.openai.attempts[0]?.body as { model: string }).model).toBe(GPT);
+    expect((suite.fakes.anthropic.attempts[0]?.body as { model: string }).model).toBe(CLAUDE);
 
-    fakes.openai.script({ kind: 'ok' });
-    const direct = await ask(gateway.client(), stream);
+    suite.fakes.openai.script({ kind: 'ok' });
+    const direct = await ask(suite.gateway.client(), stream);
     expect(direct.models).toEqual([GPT]);
   });
 
   it('the primary answering: depth 0, one attempt', async () => {
-    gateway = await gatewayFor(fakes);
+    suite.gateway = await gatewayFor(suite.fakes);
     for (const stream of [false, true]) {
-      const answer = await ask(gateway.client(), stream);
+      const answer = await ask(suite.gateway.client(), stream);
       expect(answer.models).toEqual([GPT]);
       expect(answer.headers.get('x-llmroute-provider')).toBe('openai');
       expect(answer.headers.get('x-llmroute-attempts')).toBe('1');

@@ -2,6 +2,7 @@
  * Shared set-up of the gateway end-to-end suites: three fake providers, one per wire format, and a route whose
  * `chat` model falls back across them. Every timeout is short so that the suites stay fast.
  */
+import { afterAll, afterEach, beforeAll } from '@jest/globals';
 import type OpenAI from 'openai';
 import type { LLMRouteInput } from '../../../src/api/schema.js';
 import { startFakeProvider, type Attempt, type FakeProvider } from '../../support/fake-provider.js';
@@ -41,6 +42,35 @@ export function resetFakes(fakes: Fakes): void {
   fakes.openai.reset();
   fakes.anthropic.reset();
   fakes.azure.reset();
+}
+
+export interface Suite {
+  /** Started before the file's first test, reset after each test, stopped after the last. */
+  readonly fakes: Fakes;
+  /** The test's gateway, if it started one: stopped after the test. */
+  gateway: TestGateway | undefined;
+}
+
+/** Registers the hooks of an end-to-end test file: the three fakes for the whole file, at most one gateway per test. */
+export function e2eSuite(): Suite {
+  let fakes: Fakes | undefined;
+  const suite: Suite = {
+    get fakes(): Fakes {
+      if (!fakes) throw new Error('the fakes start in beforeAll: use them inside a test or a hook');
+      return fakes;
+    },
+    gateway: undefined,
+  };
+  beforeAll(async () => {
+    fakes = await startFakes();
+  });
+  afterEach(async () => {
+    await suite.gateway?.stop();
+    suite.gateway = undefined;
+    if (fakes) resetFakes(fakes);
+  });
+  afterAll(() => stopFakes(fakes));
+  return suite;
 }
 
 export function providers(fakes: Fakes): Spec['providers'] {

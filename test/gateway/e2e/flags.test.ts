@@ -4,37 +4,27 @@
  * monotonic growth across a hot reload are observed from outside the gateway. Coalescing: identical deterministic
  * requests in flight together cost one upstream call.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type OpenAI from 'openai';
 import type { LLMRouteInput } from '../../../src/api/schema.js';
 import { metricValue, type TestGateway } from '../../support/gateway.js';
-import { GPT, GPT_MINI, TEXT, TIMEOUTS, USER, gatewayFor, resetFakes, startFakes, stopFakes, type Fakes } from './fixtures.js';
+import { e2eSuite, gatewayFor, GPT, GPT_MINI, TEXT, TIMEOUTS, USER } from './fixtures.js';
 
 type Flag = NonNullable<LLMRouteInput['spec']['flags']>[number];
 
 const FLAG = 'mini-trial';
 const flag = (percent: number): Flag => ({ name: FLAG, stickyBy: 'user', percent, set: { models: { chat: { pin: GPT_MINI } } } });
 
-let fakes: Fakes;
-let gateway: TestGateway | undefined;
-beforeAll(async () => {
-  fakes = await startFakes();
-});
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  resetFakes(fakes);
-});
-afterAll(() => stopFakes(fakes));
+const suite = e2eSuite();
 
 async function start(percent: number, reloadIntervalMs?: number): Promise<TestGateway> {
-  gateway = await gatewayFor(fakes, {
+  suite.gateway = await gatewayFor(suite.fakes, {
     models: [{ name: 'chat', pin: GPT, timeouts: TIMEOUTS, fallback: [{ provider: 'openai' }] }],
     flags: [flag(percent)],
     ...(reloadIntervalMs !== undefined ? { reloadIntervalMs } : {}),
   });
-  return gateway;
+  return suite.gateway;
 }
 
 interface Seen {
@@ -59,8 +49,8 @@ async function askAs(client: OpenAI, users: readonly string[], concurrency = 20)
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   // What the provider was asked comes from the fake's record of this round (one attempt per user), not the answer.
-  const round = fakes.openai.attempts.slice(-users.length);
-  if (fakes.openai.attempts.length % users.length !== 0) throw new Error('the provider saw more attempts than requests');
+  const round = suite.fakes.openai.attempts.slice(-users.length);
+  if (suite.fakes.openai.attempts.length % users.length !== 0) throw new Error('the provider saw more attempts than requests');
   for (const attempt of round) {
     const body = attempt.body as { user: string; model: string };
     const entry = seen.get(body.user);
@@ -95,7 +85,7 @@ describe('a flag at 50% overriding the pin', () => {
       for (const user of users) expect(again.get(user)?.asked).toBe(first.get(user)?.asked);
     }
 
-    const metrics = await gateway!.scrape();
+    const metrics = await suite.gateway!.scrape();
     expect(metricValue(metrics, 'llmroute_requests_total', { model: 'chat', variant: FLAG, outcome: 'success' })).toBe(3 * flagged.size);
     expect(metricValue(metrics, 'llmroute_requests_total', { model: 'chat', variant: 'baseline', outcome: 'success' })).toBe(3 * (200 - flagged.size));
     expect(metricValue(metrics, 'llmroute_requests_total')).toBe(600);
@@ -135,10 +125,10 @@ describe('coalescing', () => {
 
   it('10 identical concurrent requests at temperature 0: one upstream attempt, ten answers', async () => {
     const g = await start(0);
-    fakes.openai.script({ kind: 'ok', delayMs: 300 });
+    suite.fakes.openai.script({ kind: 'ok', delayMs: 300 });
     const client = g.client();
     const answers = await Promise.all(Array.from({ length: 10 }, () => ask(client, 0)));
-    expect(fakes.openai.attempts).toHaveLength(1);
+    expect(suite.fakes.openai.attempts).toHaveLength(1);
     for (const { data, response } of answers) {
       expect(response.status).toBe(200);
       expect(data.choices[0]?.message.content).toBe(TEXT);
@@ -150,11 +140,11 @@ describe('coalescing', () => {
 
   it('the control: the same requests without temperature 0 each go upstream', async () => {
     const g = await start(0);
-    fakes.openai.script({ kind: 'ok', delayMs: 300 });
+    suite.fakes.openai.script({ kind: 'ok', delayMs: 300 });
     const client = g.client();
     const answers = await Promise.all(Array.from({ length: 10 }, () => ask(client)));
     expect(answers.every(({ data }) => data.choices[0]?.message.content === TEXT)).toBe(true);
-    expect(fakes.openai.attempts).toHaveLength(10);
+    expect(suite.fakes.openai.attempts).toHaveLength(10);
     expect(metricValue(await g.scrape(), 'llmroute_coalesced_requests_total')).toBe(0);
   });
 });

@@ -3,31 +3,16 @@
  * restart and without failing a request. A config file replaced by something invalid changes nothing: the previous
  * config keeps serving, and the failure is logged and counted in `llmroute_config_reloads_total{result="failure"}`.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
-import { metricValue, type TestGateway } from '../../support/gateway.js';
-import { ask, gatewayFor, KEYS, resetFakes, startFakes, stopFakes, TEXT, type Fakes } from './fixtures.js';
+import { metricValue } from '../../support/gateway.js';
+import { ask, e2eSuite, gatewayFor, KEYS, TEXT } from './fixtures.js';
+import { waitFor } from '../../support/poll.js';
 
-let fakes: Fakes;
-let gateway: TestGateway | undefined;
-beforeAll(async () => {
-  fakes = await startFakes();
-});
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  resetFakes(fakes);
-});
-afterAll(() => stopFakes(fakes));
+const suite = e2eSuite();
 
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
+const until = (condition: () => Promise<boolean>, message: string) => waitFor(condition, { message, intervalMs: 20, timeoutMs: 3000 });
 
 /** Runs `total` requests, `concurrency` at a time; `onDone(n)` after the nth completes. */
 async function load(client: OpenAI, total: number, concurrency: number, onDone: (n: number) => Promise<void> | void): Promise<{ ok: number; errors: unknown[] }> {
@@ -56,73 +41,73 @@ describe('key rotation under load', () => {
   it('switches to the new key mid-way without failing a request', async () => {
     const OLD = KEYS.openai;
     const NEW = 'sk-openai-rotated-fedcba9876543210';
-    gateway = await gatewayFor(fakes, { reloadIntervalMs: 25 });
+    suite.gateway = await gatewayFor(suite.fakes, { reloadIntervalMs: 25 });
     // The provider accepts both keys during the overlap, and nothing else.
-    fakes.openai.script((attempt) => (attempt.key === OLD || attempt.key === NEW ? { kind: 'ok', chunkDelayMs: 2 } : { kind: 'auth_failed' }));
+    suite.fakes.openai.script((attempt) => (attempt.key === OLD || attempt.key === NEW ? { kind: 'ok', chunkDelayMs: 2 } : { kind: 'auth_failed' }));
     let rotatedAt = 0;
-    const result = await load(gateway.client(), 80, 4, async (n) => {
+    const result = await load(suite.gateway.client(), 80, 4, async (n) => {
       if (n === 30) {
-        await gateway!.writeKey('openai', NEW);
+        await suite.gateway!.writeKey('openai', NEW);
         rotatedAt = Date.now();
       }
     });
     expect(result.errors).toEqual([]);
     expect(result.ok).toBe(80);
     // Every request was answered by the primary: none needed a fallback during the rotation.
-    expect(fakes.openai.attempts).toHaveLength(80);
-    expect(fakes.anthropic.attempts).toHaveLength(0);
-    const keys = fakes.openai.attempts.map((a) => a.key);
+    expect(suite.fakes.openai.attempts).toHaveLength(80);
+    expect(suite.fakes.anthropic.attempts).toHaveLength(0);
+    const keys = suite.fakes.openai.attempts.map((a) => a.key);
     expect(new Set(keys)).toEqual(new Set([OLD, NEW]));
     // Old first, new after: the switch happened once, within a few reload intervals of the write.
     expect(keys.slice(0, 30).every((k) => k === OLD)).toBe(true);
     expect(keys.slice(-30).every((k) => k === NEW)).toBe(true);
-    const firstNew = fakes.openai.attempts.find((a) => a.key === NEW);
+    const firstNew = suite.fakes.openai.attempts.find((a) => a.key === NEW);
     expect((firstNew?.at ?? 0) - rotatedAt).toBeLessThan(500);
     // A request that started before the switch may still arrive with the old key, never long after.
-    const lateOld = fakes.openai.attempts.filter((a) => a.key === OLD && a.index > (firstNew?.index ?? 0));
+    const lateOld = suite.fakes.openai.attempts.filter((a) => a.key === OLD && a.index > (firstNew?.index ?? 0));
     expect(lateOld.length).toBeLessThanOrEqual(4);
-    const metrics = await gateway.scrape();
+    const metrics = await suite.gateway.scrape();
     expect(metricValue(metrics, 'llmroute_key_reloads_total', { provider: 'openai', result: 'changed' })).toBe(1);
   });
 });
 
 describe('a bad config reload', () => {
   it('changes nothing, is logged, and counts as a failure; a good one then applies', async () => {
-    gateway = await gatewayFor(fakes, { reloadIntervalMs: 25 });
-    const client = gateway.client();
-    const failures = async () => metricValue(await gateway!.scrape(), 'llmroute_config_reloads_total', { result: 'failure' });
-    const successes = async () => metricValue(await gateway!.scrape(), 'llmroute_config_reloads_total', { result: 'success' });
+    suite.gateway = await gatewayFor(suite.fakes, { reloadIntervalMs: 25 });
+    const client = suite.gateway.client();
+    const failures = async () => metricValue(await suite.gateway!.scrape(), 'llmroute_config_reloads_total', { result: 'failure' });
+    const successes = async () => metricValue(await suite.gateway!.scrape(), 'llmroute_config_reloads_total', { result: 'success' });
     expect(await failures()).toBe(0);
 
     // Not JSON at all.
-    await gateway.writeConfig('{"version": "llmroute.dev/gateway-config/v1", ');
-    await waitFor(async () => (await failures()) === 1);
+    await suite.gateway.writeConfig('{"version": "llmroute.dev/gateway-config/v1", ');
+    await until(async () => (await failures()) === 1, 'one failed reload');
     expect((await ask(client, false)).text).toBe(TEXT);
     expect((await ask(client, true)).text).toBe(TEXT);
 
     // JSON, but not a valid config; had it applied, `chat` would be gone and the primary would be Azure.
-    const invalid = structuredClone(gateway.config);
+    const invalid = structuredClone(suite.gateway.config);
     invalid.models = [{ ...(invalid.models[0] as (typeof invalid.models)[number]), name: 'renamed', fallback: [{ provider: 'azure', model: 'x' }], timeouts: { firstTokenSeconds: -1, idleSeconds: 1, totalSeconds: 1 } }];
-    await gateway.writeConfig(JSON.stringify(invalid));
-    await waitFor(async () => (await failures()) === 2);
+    await suite.gateway.writeConfig(JSON.stringify(invalid));
+    await until(async () => (await failures()) === 2, 'two failed reloads');
     const answer = await ask(client, false);
     expect(answer.text).toBe(TEXT);
     expect(answer.headers.get('x-llmroute-provider')).toBe('openai');
     await expect(ask(client, false, { model: 'renamed' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
-    expect(fakes.azure.attempts).toHaveLength(0);
+    expect(suite.fakes.azure.attempts).toHaveLength(0);
     // Each bad version is reported once, not on every poll.
     await sleep(100);
     expect(await failures()).toBe(2);
-    const rejected = gateway.logs.filter((line) => line.includes('config rejected; the previous config keeps serving'));
+    const rejected = suite.gateway.logs.filter((line) => line.includes('config rejected; the previous config keeps serving'));
     expect(rejected).toHaveLength(2);
     expect(rejected[1]).toContain('firstTokenSeconds');
     expect(await successes()).toBe(0);
 
     // The control: a valid change does apply, so the checks above could have failed.
-    const valid = structuredClone(gateway.config);
+    const valid = structuredClone(suite.gateway.config);
     valid.models = [{ ...(valid.models[0] as (typeof valid.models)[number]), name: 'renamed' }];
-    await gateway.writeConfig(JSON.stringify(valid));
-    await waitFor(async () => (await successes()) === 1);
+    await suite.gateway.writeConfig(JSON.stringify(valid));
+    await until(async () => (await successes()) === 1, 'one successful reload');
     expect((await ask(client, false, { model: 'renamed' })).text).toBe(TEXT);
     await expect(ask(client, false)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });

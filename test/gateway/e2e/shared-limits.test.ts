@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFakeProvider, type FakeProvider } from '../../support/fake-provider.js';
 import { metricValue, startTestGateway, type TestGateway } from '../../support/gateway.js';
-import { until } from '../../support/poll.js';
+import { waitFor } from '../../support/poll.js';
 import { startRedis, type RedisServer } from '../../support/redis.js';
 import { GPT, KEYS, USER } from './fixtures.js';
 
@@ -61,7 +61,7 @@ it('a provider\'s retry-after seen by one replica holds back the other', async (
   // The 429's wait exceeds the retry policy's longest delay: A's request fails at once.
   await expect(a.client().chat.completions.create({ model: 'chat', messages: USER })).rejects.toMatchObject({ status: 429 });
   const refusedAt = provider.attempts[0]!.at;
-  await until(() => a.logs.some((line) => line.includes('rate limit held back by the provider')), 'A held its limiter back');
+  await waitFor(() => a.logs.some((line) => line.includes('rate limit held back by the provider')), { message: 'A held its limiter back', intervalMs: 10, timeoutMs: 15_000 });
   await b.client().chat.completions.create({ model: 'chat', messages: USER });
   expect(provider.attempts).toHaveLength(2);
   // B's request went no earlier than the 3 s the provider asked for (less a little for clock rounding).

@@ -5,28 +5,18 @@
  * OpenAI and Azure) so the client reads one seamless answer; when nothing can continue it, the stream ends with an
  * error event and never with `[DONE]`. Garbage a provider writes into its stream never reaches the client.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { APIError, type OpenAI } from 'openai';
 import { CONTINUE_INSTRUCTION } from '../../../src/gateway/continuation.js';
 import type { Attempt } from '../../support/fake-provider.js';
-import { metricValue, type TestGateway } from '../../support/gateway.js';
-import { ask, CLAUDE, GPT, gatewayFor, resetFakes, startFakes, stopFakes, TEXT, TIGHT, USER, type Fakes } from './fixtures.js';
+import { metricValue } from '../../support/gateway.js';
+import { ask, CLAUDE, e2eSuite, gatewayFor, GPT, resetFakes, TEXT, TIGHT, USER } from './fixtures.js';
 
-let fakes: Fakes;
-let gateway: TestGateway | undefined;
-beforeAll(async () => {
-  fakes = await startFakes();
-});
-afterEach(async () => {
-  await gateway?.stop();
-  gateway = undefined;
-  resetFakes(fakes);
-});
-afterAll(() => stopFakes(fakes));
+const suite = e2eSuite();
 
 async function start(overrides: Parameters<typeof gatewayFor>[1] = {}): Promise<OpenAI> {
-  gateway = await gatewayFor(fakes, overrides);
-  return gateway.client();
+  suite.gateway = await gatewayFor(suite.fakes, overrides);
+  return suite.gateway.client();
 }
 
 interface RawStream {
@@ -38,7 +28,7 @@ interface RawStream {
 
 /** A streaming request with fetch, read to its end: what is on the wire, whatever the SDK would make of it. */
 async function rawStream(body: Record<string, unknown> = {}): Promise<RawStream> {
-  const response = await fetch(`${gateway?.url}/v1/chat/completions`, {
+  const response = await fetch(`${suite.gateway?.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'chat', messages: USER, stream: true, ...body }),
@@ -75,18 +65,18 @@ describe('before any content: transparent failover', () => {
     ['a 500 inside a 200', { kind: 'server_error' } as const],
   ])('%s: the client reads one clean stream from the fallback', async (_name, behaviour) => {
     const client = await start({ retry: { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 200, budgetPercent: 100 }, timeouts: TIGHT });
-    fakes.openai.script(behaviour);
+    suite.fakes.openai.script(behaviour);
     const answer = await ask(client, true);
     expect(answer.text).toBe(TEXT);
     expect(answer.models).toEqual([CLAUDE]);
     expect(answer.headers.get('x-llmroute-provider')).toBe('anthropic');
-    expect(fakes.openai.attempts).toHaveLength(1);
-    expect(fakes.anthropic.attempts).toHaveLength(1);
+    expect(suite.fakes.openai.attempts).toHaveLength(1);
+    expect(suite.fakes.anthropic.attempts).toHaveLength(1);
     expect(answer.ms).toBeLessThan(1500);
 
     // On the wire: one stream, one id, no trace of the first attempt, one [DONE].
-    resetFakes(fakes);
-    fakes.openai.script(behaviour);
+    resetFakes(suite.fakes);
+    suite.fakes.openai.script(behaviour);
     const raw = await rawStream();
     expect(raw.status).toBe(200);
     const chunks = expectClean(raw);
@@ -105,37 +95,37 @@ describe('mid-stream continuation', () => {
   ])('after %s', (_name, fault) => {
     it('continues on a provider that accepts a prefill (Anthropic): one seamless answer', async () => {
       const client = await start({ timeouts: TIGHT });
-      fakes.openai.script(fault);
+      suite.fakes.openai.script(fault);
       const answer = await ask(client, true);
       // "Hello from " came from OpenAI, the rest from Claude continuing it.
       expect(answer.text).toBe(TEXT);
       expect(answer.headers.get('x-llmroute-provider')).toBe('openai');
-      expect(fakes.openai.attempts).toHaveLength(1);
-      expect(fakes.anthropic.attempts).toHaveLength(1);
+      expect(suite.fakes.openai.attempts).toHaveLength(1);
+      expect(suite.fakes.anthropic.attempts).toHaveLength(1);
       // The continuation request ends with the partial answer as an assistant prefill, no instruction.
-      const [user, prefill] = lastMessage(fakes.anthropic.attempts[0]);
+      const [user, prefill] = lastMessage(suite.fakes.anthropic.attempts[0]);
       expect(user).toEqual({ role: 'user', content: [{ type: 'text', text: 'Say hello.' }] });
       expect(prefill?.role).toBe('assistant');
       const prefilled = (prefill?.content as { type: string; text: string }[])[0]?.text ?? '';
       // What reached the client before the fault (how much a reset lets through varies), trimmed as Anthropic wants it.
       expect(prefilled).toMatch(/^Hello( from)?$/);
-      expect(JSON.stringify(fakes.anthropic.attempts[0]?.body)).not.toContain('was cut off');
+      expect(JSON.stringify(suite.fakes.anthropic.attempts[0]?.body)).not.toContain('was cut off');
       expect(answer.ms).toBeLessThan(1500);
     });
 
     it('continues on a provider without prefills (OpenAI) by instruction: one seamless answer', async () => {
       const client = await start({ chain: [{ provider: 'anthropic', model: CLAUDE }, { provider: 'openai' }], timeouts: TIGHT });
-      fakes.anthropic.script(fault);
+      suite.fakes.anthropic.script(fault);
       // What a model that follows the instruction writes: the rest, and only the rest.
-      fakes.openai.script((attempt) => {
+      suite.fakes.openai.script((attempt) => {
         const partial = lastMessage(attempt)[0]?.content;
         return { kind: 'ok', text: typeof partial === 'string' && TEXT.startsWith(partial) ? TEXT.slice(partial.length) : 'NOT A CONTINUATION' };
       });
       const answer = await ask(client, true);
       expect(answer.text).toBe(TEXT);
-      expect(fakes.anthropic.attempts).toHaveLength(1);
-      expect(fakes.openai.attempts).toHaveLength(1);
-      const [assistant, instruction] = lastMessage(fakes.openai.attempts[0]);
+      expect(suite.fakes.anthropic.attempts).toHaveLength(1);
+      expect(suite.fakes.openai.attempts).toHaveLength(1);
+      const [assistant, instruction] = lastMessage(suite.fakes.openai.attempts[0]);
       expect(assistant?.role).toBe('assistant');
       expect(assistant?.content).toMatch(/^Hello (from )?$/);
       expect(instruction).toEqual({ role: 'user', content: CONTINUE_INSTRUCTION });
@@ -146,19 +136,19 @@ describe('mid-stream continuation', () => {
 
   it('non-streaming: a cut answer is started over (nothing reached the client), not continued', async () => {
     const client = await start();
-    fakes.openai.script({ kind: 'stream_cut', afterChunks: 2, how: 'destroy', chunkDelayMs: 10 });
+    suite.fakes.openai.script({ kind: 'stream_cut', afterChunks: 2, how: 'destroy', chunkDelayMs: 10 });
     const answer = await ask(client, false);
     expect(answer.text).toBe(TEXT);
     expect(answer.models).toEqual([CLAUDE]);
-    expect(lastMessage(fakes.anthropic.attempts[0]).at(-1)?.role).toBe('user');
+    expect(lastMessage(suite.fakes.anthropic.attempts[0]).at(-1)?.role).toBe('user');
   });
 
   it('when nothing can continue the answer: the SDK raises an APIError mid-iteration and [DONE] never arrives', async () => {
     const client = await start({ retry: { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 200, budgetPercent: 100 } });
     const failEverywhere = () => {
-      fakes.openai.script({ kind: 'stream_cut', afterChunks: 2, how: 'end' });
-      fakes.anthropic.script({ kind: 'server_error' });
-      fakes.azure.script({ kind: 'overloaded' });
+      suite.fakes.openai.script({ kind: 'stream_cut', afterChunks: 2, how: 'end' });
+      suite.fakes.anthropic.script({ kind: 'server_error' });
+      suite.fakes.azure.script({ kind: 'overloaded' });
     };
     failEverywhere();
     const started = Date.now();
@@ -175,11 +165,11 @@ describe('mid-stream continuation', () => {
     expect((caught as APIError).message).toContain('provider "azure"');
     // The client got the partial answer, and was told it is partial.
     expect(text).toBe('Hello from ');
-    expect(fakes.anthropic.attempts).toHaveLength(1);
-    expect(fakes.azure.attempts).toHaveLength(1);
+    expect(suite.fakes.anthropic.attempts).toHaveLength(1);
+    expect(suite.fakes.azure.attempts).toHaveLength(1);
     expect(Date.now() - started).toBeLessThan(1500);
 
-    resetFakes(fakes);
+    resetFakes(suite.fakes);
     failEverywhere();
     const raw = await rawStream();
     expect(raw.status).toBe(200);
@@ -192,7 +182,7 @@ describe('mid-stream continuation', () => {
 
   it('a stall after content with no provider left: an error event after the idle limit, no [DONE]', async () => {
     await start({ chain: [{ provider: 'openai' }], timeouts: TIGHT });
-    fakes.openai.script({ kind: 'stream_stall', afterChunks: 3 });
+    suite.fakes.openai.script({ kind: 'stream_stall', afterChunks: 3 });
     const started = Date.now();
     const raw = await rawStream();
     const ms = Date.now() - started;
@@ -208,35 +198,35 @@ describe('mid-stream continuation', () => {
 describe('malformed events from a provider', () => {
   it('unreadable lines are dropped and counted: the client reads a clean stream', async () => {
     const client = await start();
-    fakes.openai.script({ kind: 'malformed_sse' });
+    suite.fakes.openai.script({ kind: 'malformed_sse' });
     const answer = await ask(client, true);
     expect(answer.text).toBe(TEXT);
     expect(answer.headers.get('x-llmroute-provider')).toBe('openai');
 
-    fakes.openai.script({ kind: 'malformed_sse' });
+    suite.fakes.openai.script({ kind: 'malformed_sse' });
     const raw = await rawStream();
     const chunks = expectClean(raw);
     expect(textOf(chunks)).toBe(TEXT);
     expect(raw.raw).not.toMatch(/garbage|x-unknown-field|a comment/);
     expect(raw.data.at(-1)).toBe('[DONE]');
     // Two lines of each stream's garbage are unreadable (no colon, an unknown field); the rest are legal SSE.
-    expect(metricValue(await gateway!.scrape(), 'llmroute_malformed_events_total', { provider: 'openai' })).toBeGreaterThan(0);
+    expect(metricValue(await suite.gateway!.scrape(), 'llmroute_malformed_events_total', { provider: 'openai' })).toBeGreaterThan(0);
   });
 
   it('an event whose data is not JSON is never forwarded: the attempt fails and the fallback answers', async () => {
     await start({ retry: { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 200, budgetPercent: 100 } });
-    fakes.openai.script({ kind: 'malformed_sse', garbage: ['data: {"choices": [{"delta": {"content": "GARBAGE\n\n'] });
+    suite.fakes.openai.script({ kind: 'malformed_sse', garbage: ['data: {"choices": [{"delta": {"content": "GARBAGE\n\n'] });
     const raw = await rawStream();
     const chunks = expectClean(raw);
     expect(raw.raw).not.toContain('GARBAGE');
     expect(textOf(chunks)).toBe(TEXT);
     expect(chunks[0]?.model).toBe(CLAUDE);
-    expect(fakes.openai.attempts).toHaveLength(1);
+    expect(suite.fakes.openai.attempts).toHaveLength(1);
   });
 
   it('non-streaming: garbage in the provider stream never reaches the answer', async () => {
     const client = await start();
-    fakes.openai.script({ kind: 'malformed_sse' });
+    suite.fakes.openai.script({ kind: 'malformed_sse' });
     const answer = await ask(client, false);
     expect(answer.text).toBe(TEXT);
     expect(answer.models).toEqual([GPT]);
@@ -248,11 +238,11 @@ describe('the end of a stream', () => {
     const client = await start({ timeouts: { firstTokenSeconds: 2, idleSeconds: 0.3 } });
     // 200 ms between frames: the finish chunk, the usage chunk and [DONE] come 200, 400 and 600 ms after the one
     // content chunk, past the 0.3 s idle limit; the answer was nonetheless complete with the finish reason.
-    fakes.openai.script({ kind: 'ok', text: 'Hello.', chunkDelayMs: 200 });
+    suite.fakes.openai.script({ kind: 'ok', text: 'Hello.', chunkDelayMs: 200 });
     const answer = await ask(client, true);
     expect(answer.text).toBe('Hello.');
     expect(answer.headers.get('x-llmroute-provider')).toBe('openai');
-    expect(fakes.anthropic.attempts).toHaveLength(0);
-    expect(fakes.azure.attempts).toHaveLength(0);
+    expect(suite.fakes.anthropic.attempts).toHaveLength(0);
+    expect(suite.fakes.azure.attempts).toHaveLength(0);
   });
 });

@@ -10,7 +10,7 @@ import { connectBudgetRedis } from '../../../src/gateway/budget/redis-client.js'
 import { LimiterError, type OnHold, type ProviderLimits, type Reservation } from '../../../src/gateway/limiter.js';
 import { SharedLimiter } from '../../../src/gateway/rate-limit/shared-limiter.js';
 import { RateLimitStore } from '../../../src/gateway/rate-limit/store.js';
-import { until } from '../../support/poll.js';
+import { waitFor } from '../../support/poll.js';
 import { startRedis, type RedisServer } from '../../support/redis.js';
 
 const ROUTE = { name: 'chat', namespace: 'test', environment: 'prod' };
@@ -40,7 +40,7 @@ afterEach(async () => {
   opened = [];
   if (down) await restartRedis();
   if (server) {
-    if (inspect.status !== 'ready') await until(() => inspect.status === 'ready', 'the inspecting client reconnected');
+    if (inspect.status !== 'ready') await waitFor(() => inspect.status === 'ready', { message: 'the inspecting client reconnected', intervalMs: 10, timeoutMs: 15_000 });
     await inspect.flushall();
   }
 });
@@ -158,7 +158,7 @@ describe('SharedLimiter with Redis', () => {
     await a.limiter.acquire({ tokens: 60_000 });
     const controller = new AbortController();
     const waiting = a.limiter.acquire({ tokens: 5000, signal: controller.signal }); // due in 5 s
-    await until(() => a.limiter.queueDepth() === 1, 'the request waits for its time');
+    await waitFor(() => a.limiter.queueDepth() === 1, { message: 'the request waits for its time', intervalMs: 10, timeoutMs: 15_000 });
     await sleep(50);
     controller.abort(new Error('client left'));
     await expect(waiting).rejects.toThrow('client left');
@@ -191,7 +191,7 @@ describe('SharedLimiter with Redis', () => {
     expect(a.holds).toEqual([]);
     // Below what the bucket holds: it lowers it, and says so.
     a.limiter.observe(headers({ 'x-ratelimit-remaining-tokens': '10000' }));
-    await until(() => a.holds.length > 0, 'the hold was reported');
+    await waitFor(() => a.holds.length > 0, { message: 'the hold was reported', intervalMs: 10, timeoutMs: 15_000 });
     expect(a.holds).toEqual(['tokens remaining']);
     await expect(b.limiter.acquire({ tokens: 20_000, deadlineMs: Date.now() + 300 })).rejects.toMatchObject({ code: 'queue_timeout' });
   });
@@ -222,10 +222,10 @@ describe('SharedLimiter when Redis goes away', () => {
     expect(b.degraded).toEqual([true]);
 
     await restartRedis();
-    await until(() => !a.store.degraded && !b.store.degraded, 'both stores found Redis again');
+    await waitFor(() => !a.store.degraded && !b.store.degraded, { message: 'both stores found Redis again', intervalMs: 10, timeoutMs: 15_000 });
     expect(a.degraded).toEqual([true, false]);
     await inspect.ping().catch(() => undefined);
-    await until(() => inspect.status === 'ready', 'the inspecting client reconnected');
+    await waitFor(() => inspect.status === 'ready', { message: 'the inspecting client reconnected', intervalMs: 10, timeoutMs: 15_000 });
     await a.limiter.acquire({ tokens: 1 });
     expect(await inspect.exists('llmroute:{test/chat/prod}:ratelimit:provider:openai:requests')).toBe(1);
   }, 30_000);
@@ -240,8 +240,8 @@ describe('SharedLimiter when Redis goes away', () => {
     await a.limiter.acquire({ tokens: 20_000 }); // fails over to A's local share, which admits it at once
     expect(a.store.degraded).toBe(true);
     await restartRedis();
-    await until(() => !a.store.degraded, 'A found Redis again');
-    await until(() => b.redis.status === 'ready', 'B reconnected');
+    await waitFor(() => !a.store.degraded, { message: 'A found Redis again', intervalMs: 10, timeoutMs: 15_000 });
+    await waitFor(() => b.redis.status === 'ready', { message: 'B reconnected', intervalMs: 10, timeoutMs: 15_000 });
     // A's next admission hands its 20,000 (less a few seconds' refill) over to Redis.
     await a.limiter.acquire({ tokens: 1 });
     // Without the hand-over Redis would have 60,000 for B; with it, well under 45,000.
