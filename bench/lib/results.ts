@@ -1,14 +1,8 @@
 /** The shape of bench/results/<date>.json: everything BENCHMARKS.md is generated from. */
+import type { Summary } from './stats.js';
 
-export interface RoundedSummary {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
-}
+/** A latency summary with its figures rounded for the report. */
+export type RoundedSummary = Summary;
 
 export interface CurvePoint {
   q: number;
