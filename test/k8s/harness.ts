@@ -17,10 +17,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import * as https from 'node:https';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { freePorts } from '../support/ports.js';
 
 export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
 
@@ -148,6 +148,26 @@ export function tail(file: string, lines = 30): string {
     return text.slice(-lines).join('\n');
   } catch {
     return '(no log)';
+  }
+}
+
+/** Ports nobody listens on right now, all distinct (held open together while they are picked). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      servers.push(server);
+      await new Promise<void>((done, fail) => {
+        server.once('error', fail);
+        server.listen(0, '127.0.0.1', () => done());
+      });
+      ports.push((server.address() as net.AddressInfo).port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
   }
 }
 
